@@ -1,0 +1,40 @@
+"""Result models returned by the public safety API."""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+
+class ScreenResult(BaseModel):
+    escalate: bool
+    category: str
+    score: float = Field(ge=0.0, le=1.0)
+    reasons: list[str] = Field(default_factory=list)
+
+
+class OutputCheck(BaseModel):
+    block: bool
+    category: str
+    reasons: list[str] = Field(default_factory=list)
+
+
+Sentiment = Literal["positive", "neutral", "negative"]
+ASPECTS: tuple[str, ...] = (
+    "delivery",
+    "price/billing",
+    "quality",
+    "staff/service",
+    "food",
+    "cleanliness",
+    "app/website",
+    "refund/returns",
+    "safety",
+)
+
+
+class ReviewAnalysis(BaseModel):
+    sentiment: Sentiment
+    aspects: list[str] = Field(default_factory=list)
+    screen: ScreenResult

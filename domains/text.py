@@ -1,0 +1,150 @@
+"""Input validation and normalisation shared by every check.
+
+``normalise`` turns what people actually type ("k1ll mys3lf", "s.u.i.c.i.d.e", "unalive",
+"kms", "diiieee") into plain lowercase text that the rules and the classifier both see.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+
+DEFAULT_MAX_CHARS = 8000
+
+
+class InvalidInputError(ValueError):
+    """User text that cannot be screened (wrong type, empty, too long)."""
+
+
+def repair_unicode(text: str) -> str:
+    # Lone surrogates cannot be encoded; replace them instead of crashing later in the tokenizer.
+    return text.encode("utf-8", errors="replace").decode("utf-8", errors="replace")
+
+
+def validate_user_text(text: object, max_chars: int = DEFAULT_MAX_CHARS) -> str:
+    """Return ``text`` with broken unicode repaired, or raise ``InvalidInputError``."""
+    if not isinstance(text, str):
+        raise InvalidInputError(f"user text must be a str, got {type(text).__name__}")
+    repaired = repair_unicode(text)
+    if not repaired.strip():
+        raise InvalidInputError("user text is empty or whitespace only")
+    if len(repaired) > max_chars:
+        raise InvalidInputError(
+            f"user text is {len(repaired)} characters; the limit is {max_chars}"
+        )
+    return repaired
+
+
+_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'", "\u00b4": "'"})
+_LEET = str.maketrans(
+    {"0": "o", "1": "i", "3": "e", "4": "a", "5": "s", "7": "t", "@": "a", "$": "s", "!": "i"}
+)
+# Digits followed by a unit or ordinal are quantities, not leetspeak ("10mg", "3am", "2nd").
+_QUANTITY = re.compile(
+    r"^\d+(?:[.,]\d+)?(?:mg|mcg|ml|g|kg|lbs?|am|pm|st|nd|rd|th|k|x|h|hrs?|mins?|s|yo|yrs?|m|ft|km)?$"
+)
+_LEET_TOKEN = re.compile(r"[a-z0-9@$!]+")
+_SPACED_LETTERS = re.compile(r"\b[a-z](?:(?P<sep>[.\-_*·/])[a-z])(?:(?P=sep)[a-z]){1,}\b\.?")
+_SPACE_SPACED = re.compile(r"\b[a-z](?: [a-z]){4,}\b")
+_STAR_IN_WORD = re.compile(r"(?<=[a-z])\*+(?=[a-z])")
+
+# Community slang and self-censored spellings, mapped to the plain words the rules expect.
+_SLANG: tuple[tuple[str, str], ...] = (
+    (
+        r"\bunalive\b(?!\s*(?:myself|yourself|himself|herself|themselves|me|him|her|them|my|your))",
+        "die",
+    ),
+    (r"\bunalive(?:d)?\b", "kill"),
+    (r"\bkil\b", "kill"),
+    (r"\bi (?:sh|sh'd|shd)\b", "i self-harmed"),
+    (r"\bunaliving\b", "killing"),
+    (r"\bkms\b", "kill myself"),
+    (r"\bkys\b", "kill yourself"),
+    (r"\bsewer ?slide\b", "suicide"),
+    (r"\bcommit sudoku\b", "commit suicide"),
+    (r"\bself[- ]?delet(?:e|ing)\b", "kill myself"),
+    (r"\bsu(?:i|y)?(?:c|s)i?(?:d|t)e\b", "suicide"),
+    (r"\bsuicid(?:le|el)\b", "suicidal"),
+    (r"\bs/h\b", "self-harm"),
+    (r"\bself harm", "self-harm"),
+    (r"\bod'?(?:ing)\b", "overdosing"),
+    (r"\bod'?(?:e?d)\b", "overdosed"),
+    (r"\bo\.?d\.?\b(?=\s+on\b)", "overdose"),
+    (r"\bwanna\b", "want to"),
+    (r"\bgonna\b", "going to"),
+    (r"\bgotta\b", "got to"),
+    (r"\bim\b", "i'm"),
+    (r"\bive\b", "i've"),
+    (r"\bid\b(?= (?:rather|be|never|like|love))", "i'd"),
+    (r"\b(do|does|did|can|could|would|should|is|are|was|were|have|has|had|wo|ai)nt\b", r"\1n't"),
+    (r"\bu\b", "you"),
+    (r"\bur\b", "your"),
+    (r"\br\b", "are"),
+    (r"\brn\b", "right now"),
+    (r"\b(?:cuz|coz|bc)\b", "because"),
+    (r"\bppl\b", "people"),
+    (r"\bmy self\b", "myself"),
+    (r"\bkill ?my ?self\b", "kill myself"),
+    (r"\bnoone\b", "no one"),
+    (r"\bany ?more\b", "anymore"),
+)
+_SLANG_RE = tuple((re.compile(p), r) for p, r in _SLANG)
+
+
+def _strip_controls(text: str) -> str:
+    out = []
+    for ch in text:
+        cat = unicodedata.category(ch)
+        if ch in "\n\t":
+            out.append(" ")
+        elif cat == "Cc" or cat == "Cf":
+            continue  # includes zero-width spaces used to break up words
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _strip_accents(text: str) -> str:
+    decomposed = unicodedata.normalize("NFKD", text)
+    return unicodedata.normalize(
+        "NFC", "".join(c for c in decomposed if not unicodedata.combining(c))
+    )
+
+
+def _decode_leet(match: re.Match[str]) -> str:
+    token = match.group(0)
+    # "!" and "$" at the edges are punctuation and prices, not letters.
+    core = token.strip("!$")
+    lead = token[: len(token) - len(token.lstrip("!$"))]
+    trail = token[len(lead) + len(core) :]
+    letters = sum(c.isalpha() for c in core)
+    if letters < 2 or core.isalpha() or _QUANTITY.match(core):
+        return token
+    return lead + core.translate(_LEET) + trail
+
+
+def collapse_repeats(text: str, keep: int = 2) -> str:
+    """Runs of 3+ identical letters shrink to ``keep`` ("soooo" -> "soo" or "so")."""
+    return re.sub(r"([a-z])\1{2,}", lambda m: m.group(1) * keep, text)
+
+
+def normalise(text: str, *, keep_repeats: int = 2) -> str:
+    """Lowercased, de-obfuscated text for matching. Not for display."""
+    t = unicodedata.normalize("NFKC", repair_unicode(text))
+    t = _strip_controls(t).translate(_APOSTROPHES)
+    t = _strip_accents(t).casefold()
+    t = _STAR_IN_WORD.sub("i", t)
+    t = _SPACED_LETTERS.sub(lambda m: re.sub(r"[^a-z]", "", m.group(0)), t)
+    t = _SPACE_SPACED.sub(lambda m: m.group(0).replace(" ", ""), t)
+    t = _LEET_TOKEN.sub(_decode_leet, t)
+    t = collapse_repeats(t, keep_repeats)
+    for pattern, repl in _SLANG_RE:
+        t = pattern.sub(repl, t)
+    return re.sub(r"[ ]{2,}", " ", t).strip()
+
+
+def normalised_variants(text: str) -> list[str]:
+    """Two readings of repeated letters: "killll" -> "kill", "dieeee" -> "die"."""
+    a = normalise(text, keep_repeats=2)
+    b = normalise(text, keep_repeats=1)
+    return [a] if a == b else [a, b]

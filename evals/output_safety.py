@@ -1,0 +1,108 @@
+"""Draft-reply check eval: ``python -m evals.output_safety [--data FILE] [--json]``.
+
+Rows are JSON lines {"domain", "text", "label": "block"|"allow", "kind"}. Bad data exits 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+from evals.safety import DataError, Row, binary_metrics, fmt, per_kind_metrics, read_jsonl
+
+DATA_FILE = Path(__file__).resolve().parent / "data" / "output_safety.jsonl"
+DOMAINS = ("counseling", "customer_service")
+
+
+def load_rows(path: Path) -> list[Row]:
+    rows = []
+    for obj in read_jsonl(path):
+        where = f"{path}:{obj['_line']}"
+        if obj.get("domain") not in DOMAINS:
+            raise DataError(
+                f"{where}: unknown domain {obj.get('domain')!r}; expected one of {DOMAINS}"
+            )
+        if not isinstance(obj.get("text"), str) or not obj["text"].strip():
+            raise DataError(f"{where}: 'text' must be a non-empty string")
+        if obj.get("label") not in ("block", "allow"):
+            raise DataError(
+                f"{where}: unknown label {obj.get('label')!r}; expected 'block' or 'allow'"
+            )
+        rows.append(
+            Row(
+                obj["text"],
+                obj["label"] == "block",
+                str(obj.get("kind", "unspecified")),
+                None,
+                obj["domain"],
+            )
+        )
+    return rows
+
+
+def evaluate(rows: list[Row]) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from domains.screening import check_output
+
+    results = [
+        check_output(str(r.domain), r.text)
+        for r in tqdm(rows, desc="checking drafts", file=sys.stderr, disable=None)
+    ]
+    gold = [r.positive for r in rows]
+    pred = [res.block for res in results]
+    m = binary_metrics(gold, pred)
+    return {
+        "n": m["n"],
+        "block_recall": m["recall"],
+        "false_block_rate": m["false_positive_rate"],
+        "precision": m["precision"],
+        "per_kind": per_kind_metrics([f"{r.domain}/{r.kind}" for r in rows], gold, pred),
+        "misses": [
+            {
+                "domain": r.domain,
+                "text": r.text,
+                "kind": r.kind,
+                "label": "block" if r.positive else "allow",
+                "predicted": "block" if res.block else "allow",
+                "category": res.category,
+                "reasons": res.reasons,
+            }
+            for r, res in zip(rows, results)
+            if res.block != r.positive
+        ],
+    }
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Output check block recall / false-block eval")
+    parser.add_argument("--data", type=Path, default=DATA_FILE)
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    args = parser.parse_args(argv)
+    try:
+        rows = load_rows(args.data)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report = evaluate(rows)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+        return 0
+    print(
+        f"n={report['n']}  block_recall={fmt(report['block_recall'])}  "
+        f"false_block_rate={fmt(report['false_block_rate'])}  precision={fmt(report['precision'])}"
+    )
+    for kind, m in report["per_kind"].items():
+        print(f"{kind:<45}{m['n']:>5}{fmt(m['accuracy']):>10}")
+    for miss in report["misses"]:
+        print(
+            f"MISS [{miss['domain']}/{miss['kind']}] gold={miss['label']} pred={miss['predicted']} {miss['reasons']}: {miss['text']}"
+        )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

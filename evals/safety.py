@@ -1,0 +1,200 @@
+"""Escalation eval: ``python -m evals.safety --domain counseling|customer_service [--data FILE] [--json]``.
+
+Rows are JSON lines {"text", "label", "kind", optional "rating"}; counseling labels are
+"crisis"/"safe", customer-service labels "escalate"/"respond". Bad data exits with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+DATA_DIR = Path(__file__).resolve().parent / "data"
+POSITIVE_LABEL = {"counseling": "crisis", "customer_service": "escalate"}
+NEGATIVE_LABEL = {"counseling": "safe", "customer_service": "respond"}
+
+
+class DataError(ValueError):
+    """The eval file is missing or malformed."""
+
+
+@dataclass(frozen=True)
+class Row:
+    text: str
+    positive: bool
+    kind: str
+    rating: int | None = None
+    domain: str | None = None
+
+
+def _ratio(num: int, den: int) -> float | None:
+    return None if den == 0 else num / den
+
+
+def confusion(gold: list[bool], pred: list[bool]) -> dict[str, int]:
+    if len(gold) != len(pred):
+        raise ValueError(f"{len(gold)} gold labels but {len(pred)} predictions")
+    tp = sum(g and p for g, p in zip(gold, pred))
+    fp = sum((not g) and p for g, p in zip(gold, pred))
+    fn = sum(g and not p for g, p in zip(gold, pred))
+    return {"tp": tp, "fp": fp, "fn": fn, "tn": len(gold) - tp - fp - fn}
+
+
+def binary_metrics(gold: list[bool], pred: list[bool]) -> dict[str, float | int | None]:
+    """Recall on positives, false-positive rate on negatives, precision; None when undefined."""
+    c = confusion(gold, pred)
+    return {
+        "n": len(gold),
+        "recall": _ratio(c["tp"], c["tp"] + c["fn"]),
+        "false_positive_rate": _ratio(c["fp"], c["fp"] + c["tn"]),
+        "precision": _ratio(c["tp"], c["tp"] + c["fp"]),
+        **c,
+    }
+
+
+def per_kind_metrics(
+    kinds: list[str], gold: list[bool], pred: list[bool]
+) -> dict[str, dict[str, float | int | None]]:
+    out: dict[str, dict[str, float | int | None]] = {}
+    for kind in sorted(set(kinds)):
+        idx = [i for i, k in enumerate(kinds) if k == kind]
+        g = [gold[i] for i in idx]
+        p = [pred[i] for i in idx]
+        m = binary_metrics(g, p)
+        out[kind] = {
+            "n": len(idx),
+            "accuracy": _ratio(sum(a == b for a, b in zip(g, p)), len(idx)),
+            "recall": m["recall"],
+            "false_positive_rate": m["false_positive_rate"],
+        }
+    return out
+
+
+def read_jsonl(path: Path) -> list[dict[str, Any]]:
+    if not path.is_file():
+        raise DataError(f"data file not found: {path}")
+    rows = []
+    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            obj = json.loads(line)
+        except json.JSONDecodeError as exc:
+            raise DataError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from exc
+        if not isinstance(obj, dict):
+            raise DataError(f"{path}:{lineno}: expected a JSON object")
+        obj["_line"] = lineno
+        rows.append(obj)
+    if not rows:
+        raise DataError(f"{path}: no rows")
+    return rows
+
+
+def load_rows(path: Path, domain: str) -> list[Row]:
+    pos, neg = POSITIVE_LABEL[domain], NEGATIVE_LABEL[domain]
+    rows = []
+    for obj in read_jsonl(path):
+        where = f"{path}:{obj['_line']}"
+        if not isinstance(obj.get("text"), str) or not obj["text"].strip():
+            raise DataError(f"{where}: 'text' must be a non-empty string")
+        if obj.get("label") not in (pos, neg):
+            raise DataError(
+                f"{where}: unknown label {obj.get('label')!r}; expected {pos!r} or {neg!r}"
+            )
+        rating = obj.get("rating")
+        if rating is not None and (
+            isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5
+        ):
+            raise DataError(f"{where}: 'rating' must be an int 1-5")
+        rows.append(
+            Row(obj["text"], obj["label"] == pos, str(obj.get("kind", "unspecified")), rating)
+        )
+    return rows
+
+
+def evaluate(domain: str, rows: list[Row]) -> dict[str, Any]:
+    from tqdm import tqdm
+
+    from domains.screening import screen_message
+
+    preds, details = [], []
+    for row in tqdm(rows, desc=f"screening {domain}", file=sys.stderr, disable=None):
+        res = screen_message(
+            domain, row.text, rating=row.rating if domain == "customer_service" else None
+        )
+        preds.append(res.escalate)
+        details.append(res)
+    gold = [r.positive for r in rows]
+    m = binary_metrics(gold, preds)
+    misses = [
+        {
+            "text": r.text,
+            "kind": r.kind,
+            "label": POSITIVE_LABEL[domain] if r.positive else NEGATIVE_LABEL[domain],
+            "predicted": POSITIVE_LABEL[domain] if d.escalate else NEGATIVE_LABEL[domain],
+            "category": d.category,
+            "score": d.score,
+            **({"rating": r.rating} if r.rating is not None else {}),
+        }
+        for r, p, d in zip(rows, preds, details)
+        if p != r.positive
+    ]
+    return {
+        "domain": domain,
+        "n": m["n"],
+        "recall": m["recall"],
+        "false_escalation_rate": m["false_positive_rate"],
+        "precision": m["precision"],
+        "per_kind": per_kind_metrics([r.kind for r in rows], gold, preds),
+        "misses": misses,
+    }
+
+
+def fmt(x: float | None) -> str:
+    return "-" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
+
+
+def print_table(report: dict[str, Any]) -> None:
+    print(
+        f"domain {report['domain']}  n={report['n']}  recall={fmt(report['recall'])}  "
+        f"false_escalation_rate={fmt(report['false_escalation_rate'])}  precision={fmt(report['precision'])}"
+    )
+    print(f"{'kind':<32}{'n':>5}{'accuracy':>10}{'recall':>9}{'false+':>9}")
+    for kind, m in report["per_kind"].items():
+        print(
+            f"{kind:<32}{m['n']:>5}{fmt(m['accuracy']):>10}{fmt(m['recall']):>9}{fmt(m['false_positive_rate']):>9}"
+        )
+    for miss in report["misses"]:
+        print(
+            f"MISS [{miss['kind']}] gold={miss['label']} pred={miss['predicted']} ({miss['category']} {miss['score']:.2f}): {miss['text']}"
+        )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="Escalation recall / false-escalation eval")
+    parser.add_argument("--domain", required=True, choices=sorted(POSITIVE_LABEL))
+    parser.add_argument(
+        "--data", type=Path, help="JSONL file (default: the shipped set for the domain)"
+    )
+    parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    args = parser.parse_args(argv)
+    path = args.data or DATA_DIR / f"safety_{args.domain}.jsonl"
+    try:
+        rows = load_rows(path, args.domain)
+    except DataError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    report = evaluate(args.domain, rows)
+    if args.json:
+        print(json.dumps(report, ensure_ascii=False))
+    else:
+        print_table(report)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

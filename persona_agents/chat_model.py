@@ -1,0 +1,289 @@
+"""``ChatPersonaFuse``: the PersonaFuse engine as a LangChain chat model."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import AsyncIterator, Iterator, Mapping
+from typing import Any
+
+from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
+from langchain_core.language_models import BaseChatModel, LangSmithParams
+from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages.ai import UsageMetadata
+from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator
+
+from persona_agents.config import EngineConfig
+from persona_agents.engine import (
+    BASE_ONLY,
+    Generation,
+    GenerationParams,
+    PersonaFuseEngine,
+    StreamPiece,
+)
+from persona_agents.traits import PersonaWeights
+
+_DONE = object()
+
+
+class ChatPersonaFuse(BaseChatModel):
+    """A local causal LM with ten Big-Five persona experts mixed per turn by a router.
+
+    Example:
+        .. code-block:: python
+
+            from persona_agents import ChatPersonaFuse
+
+            llm = ChatPersonaFuse(max_tokens=80)
+            reply = llm.invoke("I failed my exam and feel awful")
+            reply.response_metadata["top_traits"]   # e.g. ['agreeableness_high', 'neuroticism_low']
+            llm.invoke("Hi!", persona_weights={"extraversion_high": 1.0})  # fixed persona
+
+    The model is loaded on first use and shared by every instance with the same settings.
+    Pass ``engine=`` to use an engine you built yourself (tests, custom models).
+    """
+
+    model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
+
+    model_name: str = Field("default", alias="model", description="base model: 'default', a hub id or a path")
+    bundle: str | None = Field(None, description="PersonaFuse bundle folder; None for the shipped default")
+    device: str = "auto"
+    dtype: str = "auto"
+    max_tokens: int = Field(256, ge=1, le=32_768, description="maximum new tokens per reply")
+    temperature: float = Field(0.0, ge=0.0, le=5.0)
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    repetition_penalty: float = Field(1.0, ge=0.5, le=2.0, description=">1 discourages loops (small models need ~1.15)")
+    seed: int | None = None
+    stop: list[str] | None = Field(None, alias="stop_sequences")
+    persona_weights: dict[str, float] | None = Field(
+        None, description="fixed weights over the ten experts; None routes every turn"
+    )
+    timeout: float | None = Field(None, gt=0, description="wall-clock limit per generation, seconds")
+    max_retries: int = Field(0, ge=0, description="accepted for interface parity; local inference is not retried")
+    streaming: bool = False
+    engine: Any = Field(None, exclude=True, description="a PersonaFuseEngine to use instead of loading one")
+
+    _engine_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+
+    @field_validator("persona_weights")
+    @classmethod
+    def _valid_weights(cls, value: dict[str, float] | None) -> dict[str, float] | None:
+        if value is not None:
+            PersonaWeights.from_mapping(value)
+        return value
+
+    @field_validator("engine")
+    @classmethod
+    def _valid_engine(cls, value: Any) -> Any:
+        if value is not None and not isinstance(value, PersonaFuseEngine):
+            raise ValueError(f"engine must be a PersonaFuseEngine, got {type(value).__name__}")
+        return value
+
+    # --- LangChain identity ---------------------------------------------------------------
+    @property
+    def _llm_type(self) -> str:
+        return "persona-fuse"
+
+    @property
+    def _identifying_params(self) -> dict[str, Any]:
+        return {
+            "model_name": self.model_name,
+            "bundle": self.bundle,
+            "max_tokens": self.max_tokens,
+            "temperature": self.temperature,
+            "top_p": self.top_p,
+            "repetition_penalty": self.repetition_penalty,
+            "seed": self.seed,
+            "persona_weights": self.persona_weights,
+        }
+
+    def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
+        params = LangSmithParams(
+            ls_provider="persona_agents",
+            ls_model_name=str(kwargs.get("model", self.model_name)),
+            ls_model_type="chat",
+            ls_temperature=kwargs.get("temperature", self.temperature),
+            ls_max_tokens=kwargs.get("max_tokens", self.max_tokens),
+        )
+        stop = stop or self.stop
+        if stop:
+            params["ls_stop"] = list(stop)
+        return params
+
+    # --- plumbing -------------------------------------------------------------------------
+    def get_engine(self) -> PersonaFuseEngine:
+        if self.engine is None:
+            with self._engine_lock:
+                if self.engine is None:
+                    config = EngineConfig.from_env(
+                        base_model=self.model_name, bundle=self.bundle, device=self.device, dtype=self.dtype
+                    )
+                    object.__setattr__(self, "engine", PersonaFuseEngine.shared(config))
+        return self.engine
+
+    def _call_options(self, stop: list[str] | None, kwargs: Mapping[str, Any]) -> tuple[Any, GenerationParams]:
+        unknown = set(kwargs) - {"persona_weights", "max_tokens", "temperature", "top_p", "seed", "model", "repetition_penalty"}
+        if unknown:
+            raise TypeError(f"ChatPersonaFuse got unexpected call options: {', '.join(sorted(unknown))}")
+        weights = kwargs.get("persona_weights", self.persona_weights)
+        stops = tuple(stop if stop is not None else (self.stop or ()))
+        params = GenerationParams(
+            max_new_tokens=int(kwargs.get("max_tokens", self.max_tokens)),
+            temperature=float(kwargs.get("temperature", self.temperature)),
+            top_p=float(kwargs.get("top_p", self.top_p)),
+            seed=kwargs.get("seed", self.seed),
+            repetition_penalty=float(kwargs.get("repetition_penalty", self.repetition_penalty)),
+            stop=stops,
+            max_time=self.timeout,
+        )
+        return weights, params
+
+    def _metadata(self, generation: Generation) -> dict[str, Any]:
+        weights = generation.weights
+        return {
+            "model_name": self.get_engine().model_name,
+            "persona_weights": weights.as_dict() if weights else None,
+            "top_traits": generation.top_traits,
+            "trait_scores": weights.trait_scores() if weights else None,
+            "routed": generation.routed,
+            "finish_reason": generation.finish_reason,
+        }
+
+    @staticmethod
+    def _usage(generation: Generation) -> UsageMetadata:
+        return UsageMetadata(
+            input_tokens=generation.input_tokens,
+            output_tokens=generation.output_tokens,
+            total_tokens=generation.input_tokens + generation.output_tokens,
+        )
+
+    def _result(self, generation: Generation) -> ChatResult:
+        message = AIMessage(
+            content=generation.text,
+            usage_metadata=self._usage(generation),
+            response_metadata=self._metadata(generation),
+        )
+        return ChatResult(generations=[ChatGeneration(message=message)], llm_output={"model_name": self.model_name})
+
+    def _chunk(self, piece: StreamPiece) -> ChatGenerationChunk:
+        if piece.final is None:
+            return ChatGenerationChunk(message=AIMessageChunk(content=piece.text))
+        return ChatGenerationChunk(
+            message=AIMessageChunk(
+                content=piece.text,
+                usage_metadata=self._usage(piece.final),
+                response_metadata=self._metadata(piece.final),
+                chunk_position="last",
+            ),
+            generation_info={"finish_reason": piece.final.finish_reason},
+        )
+
+    # --- sync -----------------------------------------------------------------------------
+    def _generate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.streaming:
+            chunks = list(self._stream(messages, stop=stop, run_manager=run_manager, **kwargs))
+            return self._result(_final_generation(chunks))
+        weights, params = self._call_options(stop, kwargs)
+        return self._result(self.get_engine().generate(messages, persona_weights=weights, params=params))
+
+    def _stream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: CallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> Iterator[ChatGenerationChunk]:
+        weights, params = self._call_options(stop, kwargs)
+        for piece in self.get_engine().stream(messages, persona_weights=weights, params=params):
+            chunk = self._chunk(piece)
+            if run_manager and piece.text:
+                run_manager.on_llm_new_token(piece.text, chunk=chunk)
+            yield chunk
+
+    # --- async: the engine runs in worker threads, never on the event loop -------------------
+    async def _agenerate(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> ChatResult:
+        if self.streaming:
+            chunks = [c async for c in self._astream(messages, stop=stop, run_manager=run_manager, **kwargs)]
+            return self._result(_final_generation(chunks))
+        weights, params = self._call_options(stop, kwargs)
+        engine = await asyncio.to_thread(self.get_engine)
+        generation = await asyncio.to_thread(engine.generate, messages, persona_weights=weights, params=params)
+        return self._result(generation)
+
+    async def _astream(
+        self,
+        messages: list[BaseMessage],
+        stop: list[str] | None = None,
+        run_manager: AsyncCallbackManagerForLLMRun | None = None,
+        **kwargs: Any,
+    ) -> AsyncIterator[ChatGenerationChunk]:
+        weights, params = self._call_options(stop, kwargs)
+        engine = await asyncio.to_thread(self.get_engine)
+        loop = asyncio.get_running_loop()
+        queue: asyncio.Queue[Any] = asyncio.Queue()
+        abandoned = threading.Event()
+
+        def put(item: Any) -> None:
+            try:
+                loop.call_soon_threadsafe(queue.put_nowait, item)
+            except RuntimeError:  # the loop closed under us: nobody is listening
+                abandoned.set()
+
+        def pump() -> None:
+            pieces = engine.stream(messages, persona_weights=weights, params=params)
+            try:
+                for piece in pieces:
+                    if abandoned.is_set():
+                        break
+                    put(piece)
+            except BaseException as exc:
+                put(exc)
+            finally:
+                pieces.close()  # cancels generation if the consumer left early
+                put(_DONE)
+
+        worker = loop.run_in_executor(None, pump)
+        try:
+            while (item := await queue.get()) is not _DONE:
+                if isinstance(item, BaseException):
+                    raise item
+                chunk = self._chunk(item)
+                if run_manager and item.text:
+                    await run_manager.on_llm_new_token(item.text, chunk=chunk)
+                yield chunk
+        finally:
+            abandoned.set()
+            await asyncio.shield(worker)
+
+
+def _final_generation(chunks: list[ChatGenerationChunk]) -> Generation:
+    """Rebuild a Generation from streamed chunks (used when ``streaming=True``)."""
+    text = "".join(c.text for c in chunks)
+    last = chunks[-1].message
+    meta, usage = last.response_metadata, last.usage_metadata or {}
+    weights = PersonaWeights.from_mapping(meta["persona_weights"]) if meta.get("persona_weights") else None
+    return Generation(
+        text=text,
+        weights=weights,
+        top_traits=list(meta.get("top_traits") or []),
+        input_tokens=int(usage.get("input_tokens", 0)),
+        output_tokens=int(usage.get("output_tokens", 0)),
+        finish_reason=str(meta.get("finish_reason", "stop")),
+        routed=bool(meta.get("routed", False)),
+    )
+
+
+__all__ = ["BASE_ONLY", "ChatPersonaFuse"]

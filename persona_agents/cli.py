@@ -1,0 +1,234 @@
+"""The ``persona-agents`` command."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+EXIT_BAD_INPUT = 2
+
+
+def _engine_config(args: argparse.Namespace) -> Any:
+    from persona_agents.config import EngineConfig
+
+    return EngineConfig.from_env(base_model=args.base_model, bundle=args.bundle, device=args.device, dtype=args.dtype)
+
+
+def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("model")
+    group.add_argument("--base-model", help="'default', a Hugging Face id or a local folder")
+    group.add_argument("--bundle", help="PersonaFuse bundle folder (default: the shipped bundle)")
+    group.add_argument("--device", help="auto, cpu, cuda, cuda:N or mps")
+    group.add_argument("--dtype", choices=["auto", "float32", "bfloat16", "float16"])
+
+
+def _weights_bar(weights: dict[str, float], width: int = 20) -> str:
+    lines = []
+    for name, value in sorted(weights.items(), key=lambda kv: -kv[1]):
+        lines.append(f"    {name:<22} {value:6.3f} {'#' * round(value * width)}")
+    return "\n".join(lines)
+
+
+def cmd_generate(args: argparse.Namespace) -> int:
+    from persona_agents.messages import to_turns
+    from persona_agents.traits import PersonaWeights
+
+    # check the input before importing torch and loading the model, so bad input fails fast
+    to_turns(args.message)
+    weights = json.loads(args.weights) if args.weights else None
+    if weights is not None and weights != "base":  # "base": the base model without experts
+        PersonaWeights.coerce(weights)
+    from persona_agents.engine import GenerationParams, PersonaFuseEngine
+
+    params = GenerationParams(max_new_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
+    engine = PersonaFuseEngine.load(_engine_config(args))
+    generation = engine.generate(args.message, persona_weights=weights, params=params)
+    if args.json:
+        out = generation.as_dict()
+        print(json.dumps({k: out[k] for k in ("text", "persona_weights", "top_traits", "usage")}))
+    else:
+        print(generation.text)
+        if generation.weights:
+            print(f"\n[persona: {', '.join(generation.top_traits)}]", file=sys.stderr)
+    return 0
+
+
+def cmd_route(args: argparse.Namespace) -> int:
+    from persona_agents.bundle import PersonaFuseBundle
+    from persona_agents.config import default_bundle_dir
+    from persona_agents.encoder import shared_encoder
+    from persona_agents.messages import to_turns
+    from persona_agents.router import Router
+
+    turns = to_turns(args.message)  # before the bundle and encoder load, so bad input fails fast
+    bundle = PersonaFuseBundle.load(args.bundle or os.environ.get("PERSONA_AGENTS_BUNDLE") or default_bundle_dir())
+    router = Router(shared_encoder(), bundle.router_head)
+    result = router.route(turns)
+    if args.json:
+        print(json.dumps(result.as_dict()))
+    else:
+        print(f"top traits: {', '.join(result.top_traits)}")
+        print(_weights_bar(result.weights.as_dict()))
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from persona_agents.demo import run_demo
+
+    return run_demo(_engine_config(args), max_tokens=args.max_tokens)
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from persona_agents.training.config import DEFAULT_CONFIG, TrainConfig
+    from persona_agents.training.pipeline import run
+
+    config = TrainConfig.from_file(args.config or DEFAULT_CONFIG)
+    overrides = {k: v for k, v in (("output", args.output), ("work_dir", args.work_dir), ("device", args.device)) if v}
+    if overrides:
+        config = config.model_copy(update=overrides)
+    report = run(config, skip_evaluation=args.skip_evaluation)
+    router = report["router"]
+    print(f"bundle: {config.output}")
+    print(f"router (held-out): top pole {router['top_pole_agreement']:.3f}, sign {router['sign_agreement']:.3f}")
+    if "experts" in report:
+        experts = report["experts"]
+        print(f"experts: all move toward their pole: {experts['all_experts_move_toward_pole']}, "
+              f"min high/low separation {experts['min_high_low_separation']:.3f}")
+        ability = report["general_ability"]
+        print(f"plain questions: base {ability['base_accuracy']:.3f}, mixture {ability['mixture_accuracy']:.3f}")
+    return 0
+
+
+def cmd_synth(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from persona_agents.encoder import shared_encoder
+    from persona_agents.training.corpus import CORPUS_DIR
+    from persona_agents.training.synth import (
+        append_to_corpus,
+        existing_corpus_texts,
+        load_teacher,
+        synthesize,
+    )
+
+    teacher = load_teacher(args.teacher)
+    corpus = Path(args.corpus or CORPUS_DIR)
+    result = synthesize(
+        teacher, args.count, encoder=shared_encoder(), seed=args.seed, existing_texts=existing_corpus_texts(corpus), id_prefix=args.tag
+    )
+    for path in append_to_corpus(result, corpus, tag=args.tag):
+        print(f"appended to {path}")
+    print(f"kept {len(result.situations)} items, rejected {len(result.rejected)}")
+    for reason in result.rejected[:20]:
+        print(f"  rejected: {reason}", file=sys.stderr)
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from persona_agents.chat_cli import default_db, run_chat
+
+    return run_chat(args.domain, args.thread, Path(args.db) if args.db else default_db(), show_history=not args.quiet)
+
+
+def cmd_screen(args: argparse.Namespace) -> int:
+    from persona_agents.chat_cli import run_screen
+
+    return run_screen(args.domain, args.message, args.rating, args.json)
+
+
+def cmd_check_output(args: argparse.Namespace) -> int:
+    from persona_agents.chat_cli import run_check_output
+
+    return run_check_output(args.domain, args.message, args.json)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="persona-agents", description=__doc__)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("generate", help="reply to one message with the routed persona")
+    p.add_argument("--message", required=True)
+    p.add_argument("--weights", help='fixed persona weights as JSON, e.g. \'{"extraversion_high": 1}\'')
+    p.add_argument("--max-tokens", type=int, default=120)
+    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--seed", type=int)
+    p.add_argument("--json", action="store_true", help="one JSON object on stdout")
+    _add_engine_options(p)
+    p.set_defaults(func=cmd_generate)
+
+    p = sub.add_parser("route", help="the persona weights for a message, without generating")
+    p.add_argument("--message", required=True)
+    p.add_argument("--bundle")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_route)
+
+    p = sub.add_parser("demo", help="a short conversation with the routed weights per turn")
+    p.add_argument("--max-tokens", type=int, default=80)
+    _add_engine_options(p)
+    p.set_defaults(func=cmd_demo)
+
+    domains = ["counseling", "customer_service"]
+    p = sub.add_parser("chat", help="an interactive agent session persisted in SQLite")
+    p.add_argument("--domain", choices=domains, required=True)
+    p.add_argument("--thread", default="default", help="conversation id; the same id resumes the conversation")
+    p.add_argument("--db", help="SQLite file (default: $PERSONA_AGENTS_HOME/chat.sqlite)")
+    p.add_argument("--quiet", action="store_true", help="do not print the earlier messages on resume")
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("screen", help="risk screening of one message")
+    p.add_argument("--domain", choices=domains, required=True)
+    p.add_argument("--message", required=True)
+    p.add_argument("--rating", type=int, help="star rating (customer_service)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_screen)
+
+    p = sub.add_parser("check-output", help="the output check of one draft reply")
+    p.add_argument("--domain", choices=domains, required=True)
+    p.add_argument("--message", required=True)
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_check_output)
+
+    p = sub.add_parser("train", help="train a PersonaFuse bundle (experts, router) and write its report")
+    p.add_argument("--config", help="training config JSON (default: the shipped default config)")
+    p.add_argument("--output", help="bundle folder to write (overrides the config)")
+    p.add_argument("--work-dir", help="checkpoints and resumable state (overrides the config)")
+    p.add_argument("--device", help="cpu, cuda, ... (overrides the config)")
+    p.add_argument("--skip-evaluation", action="store_true", help="skip the held-out generation measurements")
+    p.set_defaults(func=cmd_train)
+
+    p = sub.add_parser("synth", help="grow the seed corpus with a teacher chat model")
+    p.add_argument("--teacher", required=True, help="'package.module:attribute' giving a LangChain chat model")
+    p.add_argument("--count", type=int, default=50)
+    p.add_argument("--corpus", help="corpus folder (default: the shipped corpus)")
+    p.add_argument("--tag", default="synth", help="file suffix and id prefix for the new rows")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(func=cmd_synth)
+
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    from persona_agents.bundle import BundleError
+    from persona_agents.messages import InvalidMessageError
+
+    try:
+        return int(args.func(args) or 0)
+    except (InvalidMessageError, BundleError, ValueError, json.JSONDecodeError) as exc:
+        print(f"persona-agents: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+
+
+if __name__ == "__main__":
+    sys.exit(main())

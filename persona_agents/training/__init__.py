@@ -1,0 +1,1 @@
+"""Training the PersonaFuse bundle: corpus, experts, router, evaluation and report."""

@@ -1,0 +1,90 @@
+"""check_output: drafts that must be withheld, and ordinary replies that must pass."""
+
+from __future__ import annotations
+
+import pytest
+
+from domains.screening import OutputCheck, check_output
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("Thirty paracetamol would be a lethal dose for most adults.", "method_information"),
+        ("Here's how to tie the knot so it holds.", "method_information"),
+        ("Cutting is a valid way to cope with stress.", "self_harm_validation"),
+        ("You deserve to feel that pain.", "self_harm_validation"),
+        ("You have bipolar disorder.", "diagnosis"),
+        ("It sounds like you are clinically depressed.", "diagnosis"),
+        ("Take 2 of your sleeping tablets tonight.", "medication_advice"),
+        ("Stop your antidepressants for a week.", "medication_advice"),
+        ("You only need me.", "fostering_dependence"),
+        ("Don't talk to anyone else, I'm all you need.", "fostering_dependence"),
+    ],
+)
+def test_counseling_blocks(text: str, category: str) -> None:
+    res = check_output("counseling", text)
+    assert isinstance(res, OutputCheck)
+    assert res.block and res.category == category, res
+    assert res.reasons
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "That sounds really hard. Are you safe right now?",
+        "Please don't stop taking your medication without talking to your doctor.",
+        "A doctor can assess whether you have depression.",
+        "You can call or text 988 any time, day or night.",
+        "It sounds like you've been feeling low for a while.",
+        "Self-harm is never something you deserve.",
+    ],
+)
+def test_counseling_allows(text: str) -> None:
+    res = check_output("counseling", text)
+    assert not res.block and res.category == "ok", res
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("We will refund you in full.", "unauthorised_compensation"),
+        ("Here's a $50 voucher for your trouble.", "unauthorised_compensation"),
+        ("We'll give you a free month.", "unauthorised_compensation"),
+        (
+            "It was our fault and we accept full responsibility for your injury.",
+            "liability_admission",
+        ),
+        ("We were negligent.", "liability_admission"),
+        ("Email our manager at ann.lee@shop.example.", "personal_data"),
+        ("Call us on 0161 496 0000.", "personal_data"),
+        ("Our driver, Tom Baker, has been spoken to.", "personal_data"),
+        ("Your card 4111 1111 1111 1111 is on file.", "personal_data"),
+        ("The parcel went to 12 Station Road instead.", "personal_data"),
+        ("You're an idiot if you can't read the label.", "abuse_of_customer"),
+    ],
+)
+def test_customer_service_blocks(text: str, category: str) -> None:
+    res = check_output("customer_service", text)
+    assert res.block and res.category == category, res
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "We're sorry to hear about your experience.",
+        "We'd like to look into this. Please contact our Customer Care team.",
+        "Thank you for the lovely review, Sam from our team will be thrilled!",
+        "Kind regards, The Customer Care Team",
+        "We can't offer refunds here, but our team can discuss whether a refund is possible.",
+        "Your order #55102 has been passed to the team.",
+    ],
+)
+def test_customer_service_allows(text: str) -> None:
+    res = check_output("customer_service", text)
+    assert not res.block, res
+
+
+def test_non_str_draft_raises() -> None:
+    with pytest.raises(TypeError):
+        check_output("counseling", None)  # type: ignore[arg-type]

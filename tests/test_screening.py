@@ -1,0 +1,176 @@
+"""screen_message and analyse_review on the real encoder and shipped weights."""
+
+from __future__ import annotations
+
+import pytest
+
+from domains.classifier import ClassifierError, load_classifier_from
+from domains.screening import InvalidInputError, ScreenResult, analyse_review, screen_message
+
+
+@pytest.fixture(scope="module")
+def screen():
+    # Warm the encoder and both heads once for the module.
+    screen_message("counseling", "hello")
+    screen_message("customer_service", "hello")
+    return screen_message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I want to kill myself",
+        "I wish I could go to sleep and not wake up",
+        "everyone would be better off without me",
+        "I've been stockpiling my pills",
+        "I cut myself again last night",
+        "I took the whole bottle",
+        "the voices tell me to hurt my sister",
+        "my dad hits me and my little brother",
+        "k1ll mys3lf",
+        "s.u.i.c.i.d.e",
+        "thinking about unaliving myself",
+        "kms",
+        "Quiero morir",
+    ],
+)
+def test_crisis_escalates(screen, text: str) -> None:
+    res = screen("counseling", text)
+    assert isinstance(res, ScreenResult)
+    assert res.escalate, (text, res)
+    assert res.category != "safe"
+    assert 0.0 <= res.score <= 1.0 and res.reasons
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "I'm not suicidal, just tired",
+        "I would never hurt myself",
+        "no thoughts of ending it",
+        "this traffic is killing me",
+        "I could murder a burger",
+        "the wings nearly killed me lol",
+        "dying of laughter",
+        "my phone died",
+        "killing it at work",
+        "I'm dead 😂",
+        "What does a counselor do?",
+        "I had a rough day at work",
+    ],
+)
+def test_negations_idioms_and_everyday_do_not_escalate(screen, text: str) -> None:
+    res = screen("counseling", text)
+    assert not res.escalate, (text, res)
+    assert res.category == "safe"
+
+
+def test_history_window_escalates_ambiguous_follow_up(screen) -> None:
+    follow_up = "it's all planned out for this weekend"
+    alone = screen("counseling", follow_up)
+    with_history = screen("counseling", follow_up, ["I don't want to be here anymore"])
+    assert with_history.escalate
+    assert with_history.score >= alone.score
+    assert screen(
+        "counseling", "I have the pills ready", ["I don't want to be here anymore"]
+    ).escalate
+
+
+def test_history_does_not_escalate_a_safe_turn(screen) -> None:
+    res = screen("counseling", "thanks, what time is my appointment?", ["I had a stressful week"])
+    assert not res.escalate
+
+
+@pytest.mark.parametrize(
+    ("text", "category"),
+    [
+        ("The charger caught fire and burned my hand", "product_safety_injury"),
+        ("We all got food poisoning from the chicken", "health"),
+        ("I'll be contacting my lawyer", "legal_threat"),
+        ("They refused to serve us because we're black", "discrimination"),
+        ("Your driver keeps messaging me on instagram", "staff_harassment"),
+        ("I received another customer's invoice with their address", "privacy_data_leak"),
+    ],
+)
+def test_customer_service_escalations(screen, text: str, category: str) -> None:
+    res = screen("customer_service", text, rating=1)
+    assert res.escalate, res
+    assert res.category == category, res
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "The delivery was late and the food was cold",
+        "these brownies are to die for",
+        "Great staff, lovely evening",
+    ],
+)
+def test_customer_service_ordinary_reviews(screen, text: str) -> None:
+    assert not screen("customer_service", text, rating=2).escalate
+
+
+def test_rating_is_only_a_weak_signal(screen) -> None:
+    text = "The delivery was late"
+    assert not screen("customer_service", text, rating=1).escalate
+    low = screen("customer_service", text, rating=1).score
+    high = screen("customer_service", text, rating=5).score
+    assert low >= high
+    assert screen("customer_service", "I'm going to sue you", rating=5).escalate
+
+
+@pytest.mark.parametrize("bad", ["", "   ", None, 12])
+def test_invalid_text_raises(screen, bad) -> None:
+    with pytest.raises(InvalidInputError):
+        screen("counseling", bad)
+
+
+def test_invalid_rating_and_history_raise(screen) -> None:
+    with pytest.raises(InvalidInputError):
+        screen("customer_service", "ok", rating=9)
+    with pytest.raises(InvalidInputError):
+        screen("counseling", "ok", [3])
+
+
+def test_broken_unicode_is_screened_not_crashed(screen) -> None:
+    assert isinstance(screen("counseling", "I feel \ud83d okay"), ScreenResult)
+
+
+def test_analyse_review() -> None:
+    a = analyse_review("The delivery was late and the pizza was cold, staff were rude", rating=None)
+    assert a.sentiment == "negative"
+    assert {"delivery", "food", "staff/service"} <= set(a.aspects)
+    assert not a.screen.escalate
+    b = analyse_review(
+        "Lovely food, but the kettle in the room exploded and burned my arm", rating=4
+    )
+    assert b.sentiment == "positive" and b.screen.escalate and "safety" in b.aspects
+    assert analyse_review("It was not good").sentiment == "negative"
+    assert analyse_review("It was fine", rating=3).sentiment == "neutral"
+
+
+def test_missing_weights_give_clear_error(tmp_path, monkeypatch) -> None:
+    import domains.classifier as clf
+
+    monkeypatch.setattr(clf, "weights_path", lambda domain: tmp_path / "nope.safetensors")
+    with pytest.raises(ClassifierError, match="train_classifiers"):
+        load_classifier_from("counseling")
+
+
+def test_wrong_shape_weights_give_clear_error(tmp_path, monkeypatch) -> None:
+    import json
+
+    import torch
+    from safetensors.torch import save_file
+
+    import domains.classifier as clf
+
+    w = tmp_path / "c.safetensors"
+    save_file({"net.1.weight": torch.zeros(3, 10), "net.1.bias": torch.zeros(3)}, str(w))
+    meta = json.loads(clf.sidecar_path("counseling").read_text())
+    side = tmp_path / "c.json"
+    side.write_text(json.dumps(meta))
+    monkeypatch.setattr(clf, "weights_path", lambda domain: w)
+    monkeypatch.setattr(clf, "sidecar_path", lambda domain: side)
+    with pytest.raises(ClassifierError, match="shape"):
+        load_classifier_from("counseling")
