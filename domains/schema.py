@@ -263,13 +263,15 @@ def resolve_locale(pack: DomainPack, locale: str | None) -> str:
         return pack.default_locale
     if tag in pack.locales:
         return tag
-    if "-" not in tag:
+    if "-" not in tag:  # a bare language: its first country entry, the default country first
         if pack.default_locale.split("-")[0] == tag:
             return pack.default_locale
         for key in pack.locales:
             if key.split("-")[0] == tag:
                 return key
-    return pack.default_locale
+    # A real country we have no entry for (en-NZ, de-AT, pt-BR): crisis lines are per country, so the
+    # international entry (contact local emergency services) beats another country's numbers.
+    return INTERNATIONAL if INTERNATIONAL in pack.locales else pack.default_locale
 
 
 def crisis_reply(pack: DomainPack, locale: str | None = None) -> str:

@@ -1,4 +1,4 @@
-"""Draft-reply check eval: ``python -m evals.output_safety [--data FILE] [--json]``.
+"""Draft-reply check eval: ``python -m evals.output_safety [--data FILE] [--json] [--out DIR]``.
 
 Rows are JSON lines {"domain", "text", "label": "block"|"allow", "kind"}. Bad data exits 2.
 """
@@ -11,7 +11,15 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from evals.safety import DataError, Row, binary_metrics, fmt, per_kind_metrics, read_jsonl
+from evals.safety import (
+    DataError,
+    Row,
+    binary_metrics,
+    fmt,
+    per_kind_metrics,
+    read_jsonl,
+    write_safety_report,
+)
 
 DATA_FILE = Path(__file__).resolve().parent / "data" / "output_safety.jsonl"
 DOMAINS = ("counseling", "customer_service")
@@ -81,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Output check block recall / false-block eval")
     parser.add_argument("--data", type=Path, default=DATA_FILE)
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("--out", type=Path, help="also write JSON, markdown and a PNG into this folder")
     args = parser.parse_args(argv)
     try:
         rows = load_rows(args.data)
@@ -88,6 +97,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     report = evaluate(rows)
+    if args.out:
+        write_safety_report(args.out, "output_safety", report)
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
         return 0

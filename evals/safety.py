@@ -1,4 +1,4 @@
-"""Escalation eval: ``python -m evals.safety --domain counseling|customer_service [--data FILE] [--json]``.
+"""Escalation eval: ``python -m evals.safety --domain counseling|customer_service [--data FILE] [--json] [--out DIR]``.
 
 Rows are JSON lines {"text", "label", "kind", optional "rating"}; counseling labels are
 "crisis"/"safe", customer-service labels "escalate"/"respond". Bad data exits with code 2.
@@ -174,6 +174,39 @@ def print_table(report: dict[str, Any]) -> None:
         )
 
 
+def report_markdown(report: dict[str, Any], title: str) -> str:
+    from evals.common import md_table
+
+    headline = {k: v for k, v in report.items() if k not in ("per_kind", "misses")}
+    lines = [f"# {title}", "", md_table(["metric", "value"], list(headline.items())), "",
+             md_table(["kind", "n", "accuracy", "recall", "false+"],
+                      [[k, m["n"], m["accuracy"], m.get("recall"), m.get("false_positive_rate")] for k, m in report["per_kind"].items()]),
+             "", f"## Misses ({len(report['misses'])})", ""]
+    lines += [f"- gold={m['label']} pred={m['predicted']} [{m['kind']}]: {m['text']}" for m in report["misses"]]
+    return "\n".join(lines)
+
+
+def per_kind_figure(report: dict[str, Any], title: str) -> Any:
+    from evals.common import pyplot
+
+    plt = pyplot()
+    kinds = list(report["per_kind"])
+    fig, ax = plt.subplots(figsize=(8, 0.35 * len(kinds) + 1.2))
+    ax.barh(kinds, [report["per_kind"][k]["accuracy"] or 0.0 for k in kinds], color="#4c72b0")
+    ax.set_xlim(0, 1)
+    ax.set_xlabel("accuracy")
+    ax.set_title(title)
+    ax.invert_yaxis()
+    fig.tight_layout()
+    return fig
+
+
+def write_safety_report(out: Path, name: str, report: dict[str, Any]) -> None:
+    from evals.common import write_report
+
+    write_report(out, name, report, report_markdown(report, name), {"per_kind": per_kind_figure(report, name)})
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description="Escalation recall / false-escalation eval")
     parser.add_argument("--domain", required=True, choices=sorted(POSITIVE_LABEL))
@@ -181,6 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         "--data", type=Path, help="JSONL file (default: the shipped set for the domain)"
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
+    parser.add_argument("--out", type=Path, help="also write JSON, markdown and a PNG into this folder")
     args = parser.parse_args(argv)
     path = args.data or DATA_DIR / f"safety_{args.domain}.jsonl"
     try:
@@ -189,6 +223,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     report = evaluate(args.domain, rows)
+    if args.out:
+        write_safety_report(args.out, f"safety_{args.domain}", report)
     if args.json:
         print(json.dumps(report, ensure_ascii=False))
     else:

@@ -32,9 +32,9 @@ from graphs.inputs import human_text, last_turns
 from graphs.model import (
     CRISIS_PERSONA,
     STRICT_PERSONA,
-    default_model,
     fixed_persona,
     generate,
+    lazy_model,
     persona_for,
 )
 from graphs.state import CounselingState, Risk
@@ -51,12 +51,7 @@ FALLBACK_REPLY = (
 def build_counseling_graph(model: BaseChatModel | None = None, pack: DomainPack | None = None) -> StateGraph:
     """The uncompiled counseling graph. ``model`` defaults to the embedded PersonaFuse model."""
     pack = pack or load_pack(DOMAIN)
-    chat_model: dict[str, BaseChatModel] = {}
-
-    def get_model() -> BaseChatModel:
-        if "model" not in chat_model:
-            chat_model["model"] = model or default_model()
-        return chat_model["model"]
+    get_model = lazy_model(model)
 
     def intake(state: CounselingState) -> dict[str, Any]:
         turn = state.get("turn", 0) + 1
@@ -115,8 +110,14 @@ def build_counseling_graph(model: BaseChatModel | None = None, pack: DomainPack 
             "decisions": [decision(turn, "screen", f"crisis:{category}", "; ".join(reasons))],
         }
 
-    def after_intake(state: CounselingState) -> Literal["screen", "__end__"]:
-        return END if state.get("error") else "screen"
+    def after_intake(state: CounselingState) -> Literal["screen", "escalate", "__end__"]:
+        if not state.get("error"):
+            return "screen"
+        # A rejected input must not drop an escalation still waiting for the counselor: new input
+        # on an interrupted thread discards the pending interrupt, so ask the human again.
+        messages = state.get("messages", [])
+        waiting = state.get("handoff") == "human" and bool(messages) and messages[-1].name != "human_counselor"
+        return "escalate" if waiting else END
 
     def after_screen(state: CounselingState) -> Literal["crisis_reply", "escalate", "route"]:
         if state.get("crisis_now"):
@@ -152,6 +153,7 @@ def build_counseling_graph(model: BaseChatModel | None = None, pack: DomainPack 
             message, return_to_agent, problem = _parse_counselor_answer(answer)
         handoff = "agent" if return_to_agent else "human"
         return {
+            "error": None,  # an input rejected while the human was being asked is behind us
             "messages": [AIMessage(content=message, name="human_counselor", response_metadata={"author": "human_counselor"})],
             "handoff": handoff,
             "decisions": [

@@ -27,7 +27,7 @@ from domains.reviews import analyse_review
 from domains.schema import DomainPack, load_pack
 from domains.text import InvalidInputError
 from graphs.decisions import decision
-from graphs.model import default_model, generate, persona_for
+from graphs.model import generate, lazy_model, persona_for
 from graphs.review_input import ReviewInput, parse_review, review_context
 from graphs.state import CustomerServiceState
 
@@ -38,23 +38,24 @@ ACTIONS = ("approve", "edit", "reject")
 def build_customer_service_graph(model: BaseChatModel | None = None, pack: DomainPack | None = None) -> StateGraph:
     """The uncompiled review-response graph. ``model`` defaults to the embedded PersonaFuse model."""
     pack = pack or load_pack(DOMAIN)
-    chat_model: dict[str, BaseChatModel] = {}
-
-    def get_model() -> BaseChatModel:
-        if "model" not in chat_model:
-            chat_model["model"] = model or default_model()
-        return chat_model["model"]
+    get_model = lazy_model(model)
 
     def intake(state: CustomerServiceState) -> dict[str, Any]:
         turn = state.get("turn", 0) + 1
         try:
             review = parse_review(state.get("review"), pack)
         except InvalidInputError as exc:
-            return {"error": str(exc), "decisions": [decision(turn - 1, "intake", "rejected_input", str(exc))]}
+            # The input already overwrote "review": put the last accepted review back.
+            return {
+                "review": state.get("accepted_review"),
+                "error": str(exc),
+                "decisions": [decision(turn - 1, "intake", "rejected_input", str(exc))],
+            }
         return {
             "turn": turn,
             "error": None,
             "review": review.model_dump(),
+            "accepted_review": review.model_dump(),
             "draft": "",
             "check": {},
             "approval": {},
@@ -91,8 +92,14 @@ def build_customer_service_graph(model: BaseChatModel | None = None, pack: Domai
         what = f"blocked:{result['category']}" if result["block"] else "allowed"
         return {"check": result, "decisions": [decision(state["turn"], "policy_check", what, "; ".join(result["reasons"]) or "no rule matched")]}
 
-    def after_intake(state: CustomerServiceState) -> Literal["analyse", "__end__"]:
-        return END if state.get("error") else "analyse"
+    def after_intake(state: CustomerServiceState) -> Literal["analyse", "approval", "__end__"]:
+        if not state.get("error"):
+            return "analyse"
+        # A rejected input must not drop a draft still waiting for approval: new input on an
+        # interrupted thread discards the pending interrupt, so ask the human again.
+        check = state.get("check") or {}
+        waiting = bool(check) and not state.get("final_reply") and bool(state.get("escalated") or check.get("block"))
+        return "approval" if waiting else END
 
     def after_check(state: CustomerServiceState) -> Literal["approval", "finalize"]:
         return "approval" if state.get("escalated") or state["check"].get("block") else "finalize"
@@ -118,6 +125,7 @@ def build_customer_service_graph(model: BaseChatModel | None = None, pack: Domai
         human_check = check_output(DOMAIN, reply).model_dump() if action == "edit" else None
         note = f"; policy check on the human's text: {'blocked' if human_check['block'] else 'clean'}" if human_check else ""
         return {
+            "error": None,  # an input rejected while the human was being asked is behind us
             "approval": {"action": action, "reply": reply, "policy_check_of_edit": human_check},
             "decisions": [decision(state["turn"], "approval", action, f"human decision{note}")],
         }

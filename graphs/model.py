@@ -6,7 +6,7 @@ without persona routing (the decision log says so).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
 from langchain_core.language_models import BaseChatModel
@@ -28,6 +28,18 @@ STRICT_PERSONA = PersonaWeights.from_mapping(
 def default_model() -> ChatPersonaFuse:
     """The embedded default PersonaFuse model (loaded on first use, shared per process)."""
     return ChatPersonaFuse(max_tokens=120, repetition_penalty=1.15)
+
+
+def lazy_model(model: BaseChatModel | None) -> Callable[[], BaseChatModel]:
+    """The graph's model, created on first use (so importing a graph module loads nothing)."""
+    cache: dict[str, BaseChatModel] = {}
+
+    def get() -> BaseChatModel:
+        if "model" not in cache:
+            cache["model"] = model or default_model()
+        return cache["model"]
+
+    return get
 
 
 def persona_for(model: BaseChatModel, messages: Sequence[BaseMessage]) -> Persona:

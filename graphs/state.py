@@ -62,6 +62,7 @@ class Review(TypedDict, total=False):
 class CustomerServiceState(TypedDict, total=False):
     messages: Annotated[list[AnyMessage], add_messages]
     review: Review | str
+    accepted_review: Review  # the last review intake accepted (restored when an input is rejected)
     turn: int
     analysis: dict[str, Any]
     escalated: bool

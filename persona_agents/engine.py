@@ -215,12 +215,21 @@ class PersonaFuseEngine:
             kwargs["stopping_criteria"] = StoppingCriteriaList([_CancelOnEvent(cancel)])
         return kwargs
 
-    def _finish(self, new_ids: list[int], params: GenerationParams) -> tuple[str, str]:
+    def _generation(
+        self, new_ids: list[int], prompt: list[int], weights: PersonaWeights | None, routed: bool, params: GenerationParams
+    ) -> Generation:
         text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
         text, stopped = cut_at_stop(text, params.stop)
         ended = bool(new_ids) and new_ids[-1] in _eos_ids(self.model, self.tokenizer)
-        finish = "stop" if stopped or ended or len(new_ids) < params.max_new_tokens else "length"
-        return text.strip(), finish
+        return Generation(
+            text=text.strip(),
+            weights=weights,
+            top_traits=weights.top_traits() if weights else [],
+            input_tokens=len(prompt),
+            output_tokens=len(new_ids),
+            finish_reason="stop" if stopped or ended or len(new_ids) < params.max_new_tokens else "length",
+            routed=routed,
+        )
 
     # --- generation ---------------------------------------------------------------------------
     def generate(self, messages: Any, *, persona_weights: WeightsLike = None, params: GenerationParams | None = None) -> Generation:
@@ -256,18 +265,7 @@ class PersonaFuseEngine:
         results = []
         for row, (prompt, (weights, routed)) in enumerate(zip(prompts, resolved)):
             new_ids = _strip_padding(output[row, input_ids.shape[1] :].tolist(), self.tokenizer.pad_token_id, self.model, self.tokenizer)
-            text, finish = self._finish(new_ids, params)
-            results.append(
-                Generation(
-                    text=text,
-                    weights=weights,
-                    top_traits=weights.top_traits() if weights else [],
-                    input_tokens=len(prompt),
-                    output_tokens=len(new_ids),
-                    finish_reason=finish,
-                    routed=routed,
-                )
-            )
+            results.append(self._generation(new_ids, prompt, weights, routed, params))
         return results
 
     def stream(self, messages: Any, *, persona_weights: WeightsLike = None, params: GenerationParams | None = None) -> Iterator[StreamPiece]:
@@ -335,20 +333,7 @@ class PersonaFuseEngine:
                 if tail:
                     emitted += tail
                     yield StreamPiece(tail)
-            new_ids = outcome.get("ids", [])
-            text, finish = self._finish(new_ids, params)
-            yield StreamPiece(
-                "",
-                Generation(
-                    text=text,
-                    weights=weights,
-                    top_traits=weights.top_traits() if weights else [],
-                    input_tokens=len(prompt),
-                    output_tokens=len(new_ids),
-                    finish_reason=finish,
-                    routed=routed,
-                ),
-            )
+            yield StreamPiece("", self._generation(outcome.get("ids", []), prompt, weights, routed, params))
         finally:
             cancel.set()  # a consumer that left early stops the worker at its next token
             worker.join()

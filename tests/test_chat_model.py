@@ -119,13 +119,14 @@ def test_constructor_persona_weights(tiny_engine: PersonaFuseEngine) -> None:
 
 
 def test_stop(llm: ChatPersonaFuse, tiny_engine: PersonaFuseEngine) -> None:
-    full = engine_text(tiny_engine, None)
+    # fixed weights whose greedy bytes from the random tiny model include printable ASCII
+    full = engine_text(tiny_engine, CALM)
     index = next(i for i in range(1, len(full)) if full[i].isascii() and full[i].isalnum())
     stop = full[index]
     expected = full[:index].strip()
-    assert llm.invoke(MESSAGES, stop=[stop]).content == expected
-    assert "".join(c.content for c in llm.stream(MESSAGES, stop=[stop])) == expected
-    with_default = ChatPersonaFuse(engine=tiny_engine, max_tokens=8, stop_sequences=[stop])
+    assert llm.invoke(MESSAGES, stop=[stop], persona_weights=CALM).content == expected
+    assert "".join(c.content for c in llm.stream(MESSAGES, stop=[stop], persona_weights=CALM)) == expected
+    with_default = ChatPersonaFuse(engine=tiny_engine, max_tokens=8, stop_sequences=[stop], persona_weights=CALM)
     reply = with_default.invoke(MESSAGES)
     assert reply.content == expected
     assert reply.response_metadata["finish_reason"] == "stop"

@@ -59,7 +59,9 @@ def test_unknown_domain_is_a_clear_error() -> None:
         ("de", "de-DE"),
         ("FR", "fr-FR"),
         ("en", "en-US"),
-        ("xx-YY", "en-US"),
+        ("xx-YY", "international"),
+        ("en-NZ", "international"),  # a country without an entry: never another country's crisis lines
+        ("de-AT", "international"),
         ("garbled!!", "en-US"),
         ("", "en-US"),
         ("international", "international"),

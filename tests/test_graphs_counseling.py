@@ -11,7 +11,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
-from domains.schema import crisis_reply, load_pack
+from domains.schema import crisis_reply, load_pack, resolve_locale
 from graphs.counseling import FALLBACK_REPLY, make_counseling_graph
 from graphs.model import CRISIS_PERSONA, STRICT_PERSONA
 from persona_agents.chat_model import ChatPersonaFuse
@@ -142,13 +142,13 @@ def test_resume_with_a_string_keeps_the_human_in_charge() -> None:
     assert decisions(result, 1)[-1] == ("escalate", "human_replied")
     assert graph.get_state(cfg).next == ()
     # the next message goes to the human again, still without the model
-    result = say(graph, cfg, "thank you for answering")
+    result = say(graph, cfg, "Thanks, I feel a little calmer now")
     assert canned.calls == 0
     payload = result["__interrupt__"][0].value
     assert payload["type"] == "counselor_escalation"
     assert payload["new_risk_this_turn"] is False
     assert payload["risk_category"] == "suicidal_ideation"
-    assert result["messages"][-1].content == "thank you for answering"
+    assert result["messages"][-1].content == "Thanks, I feel a little calmer now"
 
 
 def test_resume_with_return_to_agent_uses_the_calm_persona_and_risk_stays() -> None:
@@ -204,7 +204,7 @@ def test_new_crisis_after_return_to_agent_escalates_again() -> None:
 
 def test_blocked_draft_is_regenerated_once_with_the_strict_persona() -> None:
     graph, canned = build(HARMFUL, CLEAN)
-    result = say(graph, config(), "My antidepressants make me feel numb")
+    result = say(graph, config(), "My new medication makes me feel tired all day")
     assert canned.calls == 2
     assert decisions(result, 1)[3:] == [
         ("generate", "draft"),
@@ -221,7 +221,7 @@ def test_blocked_draft_is_regenerated_once_with_the_strict_persona() -> None:
 
 def test_blocked_twice_gives_the_fallback() -> None:
     graph, canned = build(HARMFUL, "Just double your dose tonight.")
-    result = say(graph, config(), "My antidepressants make me feel numb")
+    result = say(graph, config(), "My new medication makes me feel tired all day")
     assert canned.calls == 2  # the first draft and exactly one regeneration
     assert result["messages"][-1].content == FALLBACK_REPLY
     assert result["messages"][-1].response_metadata["author"] == "fallback"
@@ -256,12 +256,23 @@ def test_locale_picks_the_crisis_resources() -> None:
     assert result["__interrupt__"][0].value["locale"] == "en-GB"
 
 
-def test_unknown_locale_falls_back_to_the_default() -> None:
+def test_unknown_locale_falls_back() -> None:
     graph, _ = build()
     result = say(graph, config(), CRISIS, locale="xx-YY")
+    # an unknown country gets the pack's fallback (international, else the default), never
+    # another country's numbers
+    assert result["locale"] == resolve_locale(PACK, "xx-YY")
+    assert result["locale"] in {"international", PACK.default_locale}
+    assert result["messages"][-1].content == crisis_reply(PACK, result["locale"])
+    assert "Samaritans" not in result["messages"][-1].content
+
+
+@pytest.mark.parametrize("locale", ["not a locale!!", None, 12])
+def test_unusable_locale_gives_the_default(locale: Any) -> None:
+    graph, _ = build()
+    result = say(graph, config(), CRISIS, locale=locale)
     assert result["locale"] == PACK.default_locale
     assert result["messages"][-1].content == crisis_reply(PACK, PACK.default_locale)
-    assert "Samaritans" not in result["messages"][-1].content
 
 
 # --- bad input ---------------------------------------------------------------------------------
@@ -291,13 +302,13 @@ def test_bad_input_is_rejected_and_the_thread_is_unchanged(name: str) -> None:
     assert canned.calls == 1
     assert result["decisions"][-1]["decision"] == "rejected_input"
     # the thread goes on normally
-    result = say(graph, cfg, "I'm back, sorry")
+    result = say(graph, cfg, "I feel stuck and unmotivated lately")
     assert result["error"] is None
     assert result["turn"] == 2
     assert [m.content for m in result["messages"]] == [
         "I had a rough day at work",
         CLEAN,
-        "I'm back, sorry",
+        "I feel stuck and unmotivated lately",
         "Glad you're back.",
     ]
 
@@ -348,3 +359,32 @@ def test_generate_streams_token_by_token(tiny_engine: Any) -> None:
     if state["decisions"][-1]["decision"] == "sent_draft":
         assert state["messages"][-1].content == streamed
     assert isinstance(state["messages"][0], HumanMessage)
+
+
+def test_bad_input_while_the_counselor_is_asked_keeps_the_escalation() -> None:
+    graph, canned = build()
+    cfg = config()
+    first = say(graph, cfg, CRISIS)
+    before = snapshot(graph, cfg)
+    result = say(graph, cfg, "")
+    assert "empty" in result["error"]
+    assert snapshot(graph, cfg) == before
+    # the escalation is still pending, with the same payload
+    state = graph.get_state(cfg)
+    assert state.next == ("escalate",)
+    assert result["__interrupt__"][0].value == first["__interrupt__"][0].value
+    result = graph.invoke(Command(resume="I'm here with you."), cfg)
+    assert result["error"] is None
+    assert result["messages"][-1].content == "I'm here with you."
+    assert canned.calls == 0
+
+
+def test_bad_input_after_the_counselor_answered_does_not_escalate_again() -> None:
+    graph, _ = build()
+    cfg = config()
+    say(graph, cfg, CRISIS)
+    graph.invoke(Command(resume="I'm here with you."), cfg)
+    result = say(graph, cfg, "\x00\x00")
+    assert result["error"]
+    assert "__interrupt__" not in result
+    assert graph.get_state(cfg).next == ()

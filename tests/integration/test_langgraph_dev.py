@@ -1,0 +1,137 @@
+"""``langgraph dev`` loads both graphs from langgraph.json and runs a turn of each over HTTP.
+
+The server runs the graphs' module-level ``graph`` (no checkpointer: the server brings its own)
+with the real default model.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytestmark = pytest.mark.integration
+
+ROOT = Path(__file__).resolve().parents[2]
+RESERVED_PORT = 2024  # belongs to the machine: never used here
+STARTUP = 120.0
+RUN = 240.0
+
+
+def free_port() -> int:
+    while True:
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            port = sock.getsockname()[1]
+        if port != RESERVED_PORT:
+            return port
+
+
+def langgraph_cli() -> list[str]:
+    script = ROOT / ".venv" / "bin" / "langgraph"
+    if script.is_file():
+        return [str(script)]
+    return [str(Path(sys.executable).with_name("langgraph"))]
+
+
+def request(base: str, method: str, path: str, body: Any = None, timeout: float = 30.0) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(f"{base}{path}", data=data, method=method, headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(req, timeout=timeout) as response:
+        return json.loads(response.read() or b"null")
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    port = free_port()
+    assert port != RESERVED_PORT
+    logs = tmp_path_factory.mktemp("langgraph-dev")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PERSONA_AGENTS_") or k == "PERSONA_AGENTS_HOME"}
+    env.update(PERSONA_AGENTS_DEVICE="cpu", LANGSMITH_TRACING="false", LANGCHAIN_TRACING_V2="false", PYTHONUNBUFFERED="1")
+    with open(logs / "stdout", "wb") as out, open(logs / "stderr", "wb") as err:
+        proc = subprocess.Popen(
+            [*langgraph_cli(), "dev", "--port", str(port), "--no-browser", "--host", "127.0.0.1", "--no-reload"],
+            cwd=ROOT,
+            env=env,
+            stdout=out,
+            stderr=err,
+            start_new_session=True,  # its own process group, so the reloader and workers go too
+        )
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + STARTUP
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"langgraph dev exited with {proc.returncode}:\n{(logs / 'stderr').read_text()[-4000:]}")
+            try:
+                if request(base, "GET", "/ok", timeout=5) is not None:
+                    break
+            except (urllib.error.URLError, ConnectionError, TimeoutError, json.JSONDecodeError):
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"langgraph dev did not answer /ok within {STARTUP}s:\n{(logs / 'stderr').read_text()[-4000:]}")
+            time.sleep(1)
+        yield base
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(20)
+        except ProcessLookupError:
+            pass
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait(10)
+
+
+def run_turn(base: str, graph_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+    thread = request(base, "POST", "/threads", {})
+    assert thread["thread_id"]
+    output = request(
+        base, "POST", f"/threads/{thread['thread_id']}/runs/wait", {"assistant_id": graph_id, "input": payload}, timeout=RUN
+    )
+    assert isinstance(output, dict), output
+    assert "__error__" not in output, output["__error__"]
+    return output
+
+
+def test_both_graphs_are_registered(server: str) -> None:
+    assistants = request(server, "POST", "/assistants/search", {"limit": 20})
+    assert {a["graph_id"] for a in assistants} >= {"counseling", "customer_service"}
+
+
+def test_counseling_turn_over_http(server: str) -> None:
+    output = run_turn(server, "counseling", {"messages": [{"role": "user", "content": "I had a rough day at work"}]})
+    assert output.get("error") is None
+    messages = output["messages"]
+    assert [m["type"] for m in messages] == ["human", "ai"]
+    assert messages[0]["content"] == "I had a rough day at work"
+    assert str(messages[-1]["content"]).strip()
+    assert [d["node"] for d in output["decisions"]][:3] == ["intake", "screen", "route"]
+    assert sum(output["persona"]["weights"].values()) == pytest.approx(1.0, abs=1e-5)
+
+
+def test_customer_service_turn_over_http(server: str) -> None:
+    output = run_turn(server, "customer_service", {"review": {"text": "Great coffee, friendly staff", "rating": 5}})
+    assert output.get("error") is None
+    assert output["escalated"] is False
+    if output["check"]["block"]:  # a flagged draft waits for a human instead of being published
+        assert output["final_reply"] == ""
+    else:
+        assert output["final_reply"].strip()
+        assert output["messages"][-1]["content"] == output["final_reply"]
+
+
+def test_bad_input_over_http_is_an_error_not_a_crash(server: str) -> None:
+    output = run_turn(server, "customer_service", {"review": "{not json"})
+    assert "not valid JSON" in output["error"]
