@@ -5,10 +5,11 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from persona_agents.bundle import LoraSettings
 from persona_agents.config import DEFAULT_SYSTEM_PROMPT
+from persona_agents.traits import split_expert_name
 
 DEFAULT_CONFIG = Path(__file__).resolve().parent / "configs" / "default.json"
 
@@ -22,6 +23,21 @@ class ExpertTraining(BaseModel):
     warmup_steps: int = Field(4, ge=0)
     max_length: int = Field(192, ge=16, le=8192)
     weight_decay: float = Field(0.0, ge=0)
+    epochs_per_expert: dict[str, int] = Field(
+        default_factory=dict, description="epochs for particular experts, e.g. a pole close to the base model's own voice"
+    )
+
+    @field_validator("epochs_per_expert")
+    @classmethod
+    def _known_experts(cls, value: dict[str, int]) -> dict[str, int]:
+        for name, epochs in value.items():
+            split_expert_name(name)
+            if not 1 <= epochs <= 100:
+                raise ValueError(f"epochs for {name} must be within 1..100")
+        return value
+
+    def epochs_for(self, name: str) -> int:
+        return self.epochs_per_expert.get(name, self.epochs)
 
 
 class RouterTraining(BaseModel):

@@ -79,6 +79,7 @@ def train_expert(
     if done.is_file():
         return json.loads(history_file.read_text())
     settings = config.experts
+    epochs = settings.epochs_for(name)
     examples = [build_example(tokenizer, config.system_prompt, r.situation, r.response, settings.max_length) for r in responses]
     lora = LoraConfig(
         r=config.lora.r,
@@ -93,7 +94,7 @@ def train_expert(
         [p for p in peft_model.parameters() if p.requires_grad], lr=settings.learning_rate, weight_decay=settings.weight_decay
     )
     steps_per_epoch = math.ceil(len(examples) / settings.batch_size)
-    scheduler = get_cosine_schedule_with_warmup(optimizer, settings.warmup_steps, steps_per_epoch * settings.epochs)
+    scheduler = get_cosine_schedule_with_warmup(optimizer, settings.warmup_steps, steps_per_epoch * epochs)
     history: list[float] = []
     start_epoch = 0
     checkpoint = out_dir / "checkpoint"
@@ -106,8 +107,8 @@ def train_expert(
     pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
     peft_model.train()
     try:
-        with tqdm(total=steps_per_epoch * settings.epochs, initial=steps_per_epoch * start_epoch, desc=f"expert {name}", unit="step") as bar:
-            for epoch in range(start_epoch, settings.epochs):
+        with tqdm(total=steps_per_epoch * epochs, initial=steps_per_epoch * start_epoch, desc=f"expert {name}", unit="step") as bar:
+            for epoch in range(start_epoch, epochs):
                 order = list(range(len(examples)))
                 random.Random(seed * 1000 + epoch).shuffle(order)
                 for start in range(0, len(order), settings.batch_size):
