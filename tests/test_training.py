@@ -233,3 +233,21 @@ def test_deduplicator_rejects_near_duplicates(fake_encoder) -> None:
     dedup = Deduplicator(fake_encoder, ["My order arrived broken"], threshold=0.9)
     assert not dedup.accept("my order arrived broken!")
     assert dedup.accept("Completely different topic about gardening")
+
+
+def test_epochs_per_expert_override_is_validated() -> None:
+    from persona_agents.training.config import ExpertTraining
+
+    settings = ExpertTraining(epochs=3, epochs_per_expert={"neuroticism_low": 5})
+    assert settings.epochs_for("neuroticism_low") == 5 and settings.epochs_for("openness_high") == 3
+    with pytest.raises(ValueError, match="unknown expert"):
+        ExpertTraining(epochs_per_expert={"calm": 5})
+
+
+def test_shipped_training_config_loads() -> None:
+    from persona_agents.training.config import DEFAULT_CONFIG
+
+    config = TrainConfig.from_file(DEFAULT_CONFIG)
+    assert config.lora.target_modules == ["q_proj", "v_proj", "o_proj"]
+    with pytest.raises(ValueError, match="no training config"):
+        TrainConfig.from_file("/nonexistent/config.json")
