@@ -177,7 +177,8 @@ def load_classifier_from(
     train = training_path(domain)
     if train.is_file() and file_sha256(train) != meta["training_sha256"]:
         warnings.warn(
-            f"{wpath} was trained on a different {train.name}; rerun python -m domains.train_classifiers"
+            f"{wpath} was trained on a different {train.name}; rerun python -m domains.train_classifiers",
+            stacklevel=2,
         )
     return SafetyClassifier(
         domain, categories, str(meta["safe_category"]), float(meta["threshold"]), head

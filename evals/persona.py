@@ -37,10 +37,9 @@ from evals.common import (
     where,
     write_report,
 )
+from persona_agents.traits import POLES, TRAITS
 
 DEFAULT_DATA = DATA_DIR / "persona_prompts.jsonl"
-TRAITS = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
-POLES = ("high", "low")
 CONDITIONS = ("expert_high", "expert_low", "routed", "base", "prompt_high", "prompt_low")
 
 # The prompt-only baseline: each pole described in words, added to the engine's default system prompt.

@@ -34,10 +34,9 @@ from evals.common import (
     write_jsonl,
     write_report,
 )
+from persona_agents.traits import POLES, TRAITS
 
 DEFAULT_DATA = DATA_DIR / "router_default.jsonl"
-TRAITS = ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")
-POLES = ("high", "low")
 
 
 # --- data ---------------------------------------------------------------------------------

@@ -14,25 +14,11 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from domains.schema import crisis_reply, load_pack
 from persona_agents import chat_cli
 from persona_agents.chat_cli import run_chat, run_check_output, run_screen
+from tests.fakes import Replies
 
 CRISIS = "I want to kill myself tonight"
 COUNSELOR = "This is Sam from the support team. I'm here with you now."
 CRISIS_REPLY = crisis_reply(load_pack("counseling"))
-
-
-class Replies:
-    def __init__(self, *replies: str) -> None:
-        self.replies = list(replies)
-        self.calls = 0
-
-    def __iter__(self) -> Replies:
-        return self
-
-    def __next__(self) -> str:
-        self.calls += 1
-        if not self.replies:
-            raise AssertionError("the chat model was called but no reply was expected")
-        return self.replies.pop(0)
 
 
 @pytest.fixture

@@ -15,29 +15,13 @@ from domains.schema import crisis_reply, load_pack, resolve_locale
 from graphs.counseling import FALLBACK_REPLY, make_counseling_graph
 from graphs.model import CRISIS_PERSONA, STRICT_PERSONA
 from persona_agents.chat_model import ChatPersonaFuse
+from tests.fakes import Replies
 
 PACK = load_pack("counseling")
 CRISIS = "I want to kill myself tonight"
 CLEAN = "That sounds like a really hard day. I'm here to listen if you want to tell me more."
 HARMFUL = "You should stop taking your antidepressants and double your dose"
 _threads = itertools.count()
-
-
-class Replies:
-    """An iterator of canned replies that counts how often the model asked for one."""
-
-    def __init__(self, *replies: str) -> None:
-        self.replies = list(replies)
-        self.calls = 0
-
-    def __iter__(self) -> Replies:
-        return self
-
-    def __next__(self) -> str:
-        self.calls += 1
-        if not self.replies:
-            raise AssertionError("the chat model was called but no reply was expected")
-        return self.replies.pop(0)
 
 
 def build(*replies: str) -> tuple[Any, Replies]:

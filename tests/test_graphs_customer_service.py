@@ -18,6 +18,7 @@ from graphs.customer_service import make_customer_service_graph
 from persona_agents.chat_model import ChatPersonaFuse
 from persona_agents.config import EngineConfig
 from persona_agents.engine import PersonaFuseEngine
+from tests.fakes import Replies
 
 PACK = load_pack("customer_service")
 THANKS = "Thank you so much for the kind words! We're glad you enjoyed your visit."
@@ -26,23 +27,6 @@ REFUND = "We will refund you in full and send a $50 voucher"
 INJURY = {"text": "the heater caught fire and burned my arm", "rating": 1, "product": "Space heater"}
 GOOD = {"text": "Great coffee, friendly staff", "rating": 5, "business": "Bean There"}
 _threads = itertools.count()
-
-
-class Replies:
-    """An iterator of canned replies that counts how often the model asked for one."""
-
-    def __init__(self, *replies: str) -> None:
-        self.replies = list(replies)
-        self.calls = 0
-
-    def __iter__(self) -> Replies:
-        return self
-
-    def __next__(self) -> str:
-        self.calls += 1
-        if not self.replies:
-            raise AssertionError("the chat model was called but no reply was expected")
-        return self.replies.pop(0)
 
 
 def build(*replies: str) -> tuple[Any, Replies]:

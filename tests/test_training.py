@@ -11,6 +11,7 @@ import pytest
 import torch
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
+from persona_agents.router import Router
 from persona_agents.training import experts as experts_module
 from persona_agents.training.config import RouterTraining, TrainConfig
 from persona_agents.training.corpus import (
@@ -25,9 +26,12 @@ from persona_agents.training.corpus import (
 )
 from persona_agents.training.experts import IGNORE_INDEX, build_example, train_expert
 from persona_agents.training.pole_classifier import pairwise_separation, share_as_pole
-from persona_agents.training.router_training import evaluate_router, supervised_contrastive, train_router
+from persona_agents.training.router_training import (
+    evaluate_router,
+    supervised_contrastive,
+    train_router,
+)
 from persona_agents.training.synth import Deduplicator, append_to_corpus, extract_json, synthesize
-from persona_agents.router import Router
 from persona_agents.traits import EXPERT_NAMES
 from tests.conftest import TINY_LORA
 
