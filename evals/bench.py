@@ -146,6 +146,11 @@ class PeftArms:
         self.reset_scales()  # add_weighted_adapter reads each adapter's current scaling
         self.model.add_weighted_adapter(self.names, [float(w) for w in weights], name, combination_type="cat")
         self.model.set_adapter(name)
+        # the new adapter's dropout modules are created in training mode: without this the
+        # "cat" arm applies lora_dropout at inference and is neither exact nor deterministic
+        for layer in self.lora_layers:
+            if name in layer.lora_dropout:
+                layer.lora_dropout[name].eval()
 
     def delete(self, name: str = "mix") -> None:
         self.model.set_adapter(self.names[0])  # PeftModel keeps its own active name: never the deleted one

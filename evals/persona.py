@@ -129,14 +129,13 @@ def score_persona(probs: Mapping[str, Mapping[str, Sequence[float]]]) -> dict[st
 # --- running ------------------------------------------------------------------------------
 
 
-def fit_classifier(encoder: Any = None) -> tuple[Any, dict[str, float]]:
+def fit_classifier() -> tuple[Any, dict[str, float]]:
     """The pole classifier fit on the corpus's train responses, and its held-out accuracy."""
-    from persona_agents.encoder import shared_encoder
     from persona_agents.training.corpus import load_responses
-    from persona_agents.training.pole_classifier import PoleClassifier
+    from persona_agents.training.pole_classifier import LexicalPoleClassifier
 
     responses = load_responses()
-    classifier = PoleClassifier.fit(encoder or shared_encoder(), [r for r in responses if r.split == "train"])
+    classifier = LexicalPoleClassifier.fit([r for r in responses if r.split == "train"])
     return classifier, classifier.accuracy([r for r in responses if r.split == "test"])
 
 
@@ -284,7 +283,7 @@ def main(argv: list[str] | None = None) -> int:
         from persona_agents.engine import PersonaFuseEngine
 
         engine = PersonaFuseEngine.load()
-        classifier, accuracy = fit_classifier(engine.router.encoder)
+        classifier, accuracy = fit_classifier()
         result = evaluate(engine, classifier, prompts, max_tokens=args.max_tokens, batch_size=args.batch_size)
         result = {"data": str(args.data), "model": engine.model_name, "bundle": str(engine.bundle.path),
                   "untrained_parts": engine.bundle.manifest.untrained_parts,

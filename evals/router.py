@@ -136,12 +136,12 @@ def load_router(bundle_dir: Path | None) -> tuple[Any, dict[str, Any]]:
     from persona_agents.bundle import PersonaFuseBundle
     from persona_agents.config import default_bundle_dir
     from persona_agents.encoder import shared_encoder
-    from persona_agents.router import Router
 
     path = bundle_dir or default_bundle_dir()
     bundle = PersonaFuseBundle.load(path)
     info = {"bundle": str(path), "router_trained": bundle.manifest.router.trained}
-    return Router(shared_encoder(), bundle.router_head), info
+    info["encoder_adapter"] = bundle.encoder_adapter is not None
+    return bundle.make_router(shared_encoder()), info
 
 
 def evaluate(router: Any, rows: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

@@ -5,6 +5,7 @@ bundle/
   manifest.json          format version, base model, expert names, LoRA and router settings
   experts/<name>/        adapter_config.json + adapter_model.safetensors (peft's format)
   router.safetensors     the routing head
+  router_encoder/        optional: a LoRA adapter for the situation encoder (peft's format)
 ```
 
 Loading checks everything and fails with a message that names the file and the problem.
@@ -26,13 +27,15 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 
 from persona_agents import __version__
+from persona_agents.encoder import TextEncoder
 from persona_agents.mixer import ExpertFormatError, LoraExpert, load_peft_expert
-from persona_agents.router import RouterHead, RouterSettings
+from persona_agents.router import EncoderAdapter, Router, RouterHead, RouterSettings, adapt_encoder
 from persona_agents.traits import EXPERT_NAMES
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 ROUTER_FILE = "router.safetensors"
+ROUTER_ENCODER_DIR = "router_encoder"
 
 
 class BundleError(ValueError):
@@ -76,14 +79,31 @@ class BundleManifest(BaseModel):
 
 
 class PersonaFuseBundle:
-    def __init__(self, manifest: BundleManifest, experts: list[LoraExpert], router_head: RouterHead, path: Path | None = None) -> None:
+    def __init__(
+        self,
+        manifest: BundleManifest,
+        experts: list[LoraExpert],
+        router_head: RouterHead,
+        path: Path | None = None,
+        encoder_adapter: EncoderAdapter | None = None,
+    ) -> None:
         names = [e.name for e in experts]
         if names != list(EXPERT_NAMES):
             raise BundleError(f"a bundle needs the experts {list(EXPERT_NAMES)} in that order, got {names}")
+        if manifest.router.encoder_adapter != (encoder_adapter is not None):
+            raise BundleError(
+                "the manifest's router.encoder_adapter says "
+                f"{manifest.router.encoder_adapter} but the bundle {'has' if encoder_adapter else 'has no'} encoder adapter"
+            )
         self.manifest = manifest
         self.experts = experts
         self.router_head = router_head
+        self.encoder_adapter = encoder_adapter
         self.path = path
+
+    def make_router(self, encoder: TextEncoder) -> Router:
+        """The bundle's router over ``encoder`` (adapted with the bundle's encoder LoRA, if any)."""
+        return Router(adapt_encoder(encoder, self.encoder_adapter), self.router_head)
 
     # --- saving ---------------------------------------------------------------------------
     def save(self, path: str | Path) -> Path:
@@ -98,6 +118,8 @@ class PersonaFuseBundle:
                 {k: v.detach().contiguous().cpu() for k, v in self.router_head.state_dict().items()},
                 str(tmp / ROUTER_FILE),
             )
+            if self.encoder_adapter is not None:
+                self.encoder_adapter.write(tmp / ROUTER_ENCODER_DIR)
             (tmp / MANIFEST).write_text(self.manifest.model_dump_json(indent=2) + "\n")
             _apply_umask_permissions(tmp)
             if path.exists():
@@ -133,7 +155,13 @@ class PersonaFuseBundle:
                 )
             experts.append(expert)
         head = load_router_head(path / ROUTER_FILE, manifest.router)
-        return cls(manifest, experts, head, path)
+        encoder_adapter = None
+        if manifest.router.encoder_adapter:
+            try:
+                encoder_adapter = EncoderAdapter.read(path / ROUTER_ENCODER_DIR)
+            except ValueError as exc:
+                raise BundleError(f"bundle {path}: the manifest names a router encoder adapter but {exc}") from exc
+        return cls(manifest, experts, head, path, encoder_adapter)
 
 
 def _apply_umask_permissions(root: Path) -> None:

@@ -63,12 +63,10 @@ def cmd_route(args: argparse.Namespace) -> int:
     from persona_agents.config import default_bundle_dir
     from persona_agents.encoder import shared_encoder
     from persona_agents.messages import to_turns
-    from persona_agents.router import Router
 
     turns = to_turns(args.message)  # before the bundle and encoder load, so bad input fails fast
     bundle = PersonaFuseBundle.load(args.bundle or os.environ.get("PERSONA_AGENTS_BUNDLE") or default_bundle_dir())
-    router = Router(shared_encoder(), bundle.router_head)
-    result = router.route(turns)
+    result = bundle.make_router(shared_encoder()).route(turns)
     if args.json:
         print(json.dumps(result.as_dict()))
     else:

@@ -30,7 +30,7 @@ from persona_agents.config import EngineConfig, default_bundle_dir
 from persona_agents.encoder import TextEncoder, shared_encoder
 from persona_agents.messages import ChatTurn, InvalidMessageError, to_turns
 from persona_agents.mixer import ExpertMixer
-from persona_agents.router import Router, RouteResult
+from persona_agents.router import RouteResult
 from persona_agents.traits import PersonaWeights
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class PersonaFuseEngine:
         if tokenizer.pad_token is None:
             tokenizer.pad_token = tokenizer.eos_token
         self.bundle = bundle
-        self.router = Router(encoder, bundle.router_head)
+        self.router = bundle.make_router(encoder)
         self.mixer = ExpertMixer(model, bundle.experts)
         self.model_name = str(getattr(model.config, "_name_or_path", "") or type(model).__name__)
 
@@ -314,7 +314,8 @@ class PersonaFuseEngine:
                     cancel.set()
                     ready, buffer = cut.rstrip(), ""
                 else:
-                    split = len(buffer) - holdback if holdback else len(buffer)
+                    # keep the last holdback characters: a stop string may be arriving a token at a time
+                    split = max(0, len(buffer) - holdback)
                     ready, buffer = buffer[:split], buffer[split:]
                     # hold trailing whitespace back until more text follows: the final text is stripped
                     kept = ready.rstrip()

@@ -1,16 +1,22 @@
 """The router: a situation encoder plus a small head giving a distribution over the experts.
 
-The head is a small MLP with dropout over the frozen MiniLM situation embedding (a linear head
-overfits the few hundred labelled situations; dropout 0.5 measured best on held-out data).
+The head is a small MLP with dropout over the MiniLM situation embedding. A bundle may also
+carry a LoRA adapter for the encoder, trained with the head (``encoder_adapter``): on the
+project's corpus a frozen encoder tops out at 0.66-0.75 held-out top-pole agreement, because
+its sentence vectors barely separate, say, sadness from worry; adapting the encoder lifts that
+(see docs/ARCHITECTURE.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
 import torch
 from pydantic import BaseModel, ConfigDict, Field
+from safetensors.torch import save_file
 from torch import nn
 
 from persona_agents.encoder import TextEncoder
@@ -28,6 +34,7 @@ class RouterSettings(BaseModel):
     input_scale: float = Field(5.0, gt=0.0, description="unit-length embeddings are scaled before the head")
     context_turns: int = Field(2, ge=0, le=16, description="earlier user turns mixed into the situation")
     context_weight: float = Field(0.35, ge=0.0, le=1.0)
+    encoder_adapter: bool = Field(False, description="the bundle carries a LoRA adapter for the encoder (router_encoder/)")
     trained: bool = False
 
 
@@ -68,6 +75,58 @@ class RouterHead(nn.Module):
 
 
 @dataclass(frozen=True)
+class EncoderAdapter:
+    """A peft LoRA adapter for the situation encoder, read and written in peft's format
+    (``adapter_config.json`` + ``adapter_model.safetensors``), so peft loads the folder too."""
+
+    config: Any  # peft.LoraConfig
+    weights: dict[str, torch.Tensor]
+
+    @classmethod
+    def read(cls, directory: Path) -> EncoderAdapter:
+        from peft import LoraConfig, PeftConfig
+        from peft.utils import load_peft_weights
+
+        for required in ("adapter_config.json", "adapter_model.safetensors"):
+            if not (directory / required).is_file():
+                raise ValueError(f"the encoder adapter in {directory} has no {required}")
+        try:
+            config = PeftConfig.from_pretrained(str(directory))
+        except Exception as exc:  # peft raises several types for a corrupt json
+            raise ValueError(f"unreadable adapter_config.json in {directory}: {exc}") from exc
+        if not isinstance(config, LoraConfig):
+            raise ValueError(f"{directory} holds a {type(config).__name__}, not a peft LoRA adapter")
+        if not isinstance(config.r, int) or isinstance(config.r, bool) or config.r < 1 or not config.target_modules:
+            raise ValueError(f"{directory}: a LoRA adapter needs a positive integer r and target_modules")
+        try:
+            weights = load_peft_weights(str(directory), device="cpu")
+        except Exception as exc:
+            raise ValueError(f"corrupt encoder adapter weights in {directory}: {exc}") from exc
+        if not weights or not all(".lora_A." in k or ".lora_B." in k for k in weights):
+            raise ValueError(f"the encoder adapter weights in {directory} hold no LoRA tensors")
+        return cls(config, weights)
+
+    def write(self, directory: Path) -> None:
+        directory.mkdir(parents=True, exist_ok=True)
+        self.config.save_pretrained(str(directory))
+        tensors = {k: v.detach().contiguous().cpu() for k, v in self.weights.items()}
+        save_file(tensors, str(directory / "adapter_model.safetensors"), metadata={"format": "pt"})
+
+
+def adapt_encoder(encoder: TextEncoder, adapter: EncoderAdapter | None) -> TextEncoder:
+    """The encoder the router reads situations with: ``encoder`` itself or a LoRA-adapted copy."""
+    if adapter is None:
+        return encoder
+    with_lora = getattr(encoder, "with_lora", None)
+    if with_lora is None:
+        raise TypeError(
+            f"this router carries an encoder adapter, which needs a transformer encoder "
+            f"(MiniLMEncoder); got {type(encoder).__name__}"
+        )
+    return with_lora(adapter.config, adapter.weights)
+
+
+@dataclass(frozen=True)
 class RouteResult:
     weights: PersonaWeights
     top_traits: list[str]
@@ -92,6 +151,27 @@ def situation_texts(turns: Sequence[ChatTurn], context_turns: int) -> tuple[str,
     return user_turns[-1], user_turns[-1 - context_turns : -1][::-1] if context_turns else []
 
 
+def situation_vectors(
+    encode: Callable[[list[str]], torch.Tensor], conversations: Sequence[Sequence[ChatTurn]], settings: RouterSettings
+) -> torch.Tensor:
+    """Each conversation's situation: the latest user turn mixed with the mean of the earlier ones.
+
+    ``encode`` maps texts to unit vectors; training passes a differentiable one.
+    """
+    latest, contexts = zip(*(situation_texts(c, settings.context_turns) for c in conversations))
+    flat_context = [text for ctx in contexts for text in ctx]
+    vectors = encode(list(latest) + flat_context)
+    latest_vecs, context_vecs = vectors[: len(latest)], vectors[len(latest) :]
+    out, offset = [], 0
+    for vec, ctx in zip(latest_vecs, contexts):
+        if ctx:
+            mean_ctx = context_vecs[offset : offset + len(ctx)].mean(0)
+            vec = (1 - settings.context_weight) * vec + settings.context_weight * mean_ctx
+            offset += len(ctx)
+        out.append(nn.functional.normalize(vec, dim=-1))
+    return torch.stack(out)
+
+
 class Router:
     """Maps a conversation to persona weights. Deterministic for the same input."""
 
@@ -106,19 +186,7 @@ class Router:
         self.settings = head.settings
 
     def situation_vectors(self, conversations: Sequence[Sequence[ChatTurn]]) -> torch.Tensor:
-        """Encode each conversation's situation: latest turn plus a decayed context mean."""
-        latest, contexts = zip(*(situation_texts(c, self.settings.context_turns) for c in conversations))
-        flat_context = [text for ctx in contexts for text in ctx]
-        vectors = self.encoder.encode(list(latest) + flat_context)
-        latest_vecs, context_vecs = vectors[: len(latest)], vectors[len(latest) :]
-        out, offset = [], 0
-        for vec, ctx in zip(latest_vecs, contexts):
-            if ctx:
-                mean_ctx = context_vecs[offset : offset + len(ctx)].mean(0)
-                vec = (1 - self.settings.context_weight) * vec + self.settings.context_weight * mean_ctx
-                offset += len(ctx)
-            out.append(nn.functional.normalize(vec, dim=-1))
-        return torch.stack(out)
+        return situation_vectors(self.encoder.encode, conversations, self.settings)
 
     @torch.inference_mode()
     def route_many(self, conversations: Sequence[Sequence[ChatTurn]], top_k: int = 2) -> list[RouteResult]:
@@ -133,4 +201,14 @@ class Router:
         return self.route_many([turns], top_k=top_k)[0]
 
 
-__all__ = ["EXPERT_NAMES", "RouteResult", "Router", "RouterHead", "RouterSettings", "situation_texts"]
+__all__ = [
+    "EXPERT_NAMES",
+    "EncoderAdapter",
+    "RouteResult",
+    "Router",
+    "RouterHead",
+    "RouterSettings",
+    "adapt_encoder",
+    "situation_texts",
+    "situation_vectors",
+]

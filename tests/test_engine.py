@@ -268,7 +268,7 @@ def test_closing_a_stream_early_stops_the_worker(tiny_engine: PersonaFuseEngine,
     params = GenerationParams(max_new_tokens=5000)
     stream = tiny_engine.stream("hi", persona_weights=ONE_HOT[0], params=params)
     first = next(stream)
-    assert first.text == "go"
+    assert first.text and "go go".startswith(first.text)  # a word or, with per-token streamers, less
     started = time.monotonic()
     stream.close()
     assert time.monotonic() - started < 5

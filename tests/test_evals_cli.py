@@ -164,8 +164,15 @@ def test_persona_evaluate_runs_every_condition(roomy_engine: PersonaFuseEngine) 
     assert "persona" in persona.markdown({**result, "classifier_accuracy": {"openness": 0.9}}).lower()
 
 
-def test_bench_on_tiny_model_peft_arms_are_exact(roomy_engine: PersonaFuseEngine, expert_dirs, _tiny_model_master) -> None:
-    dirs = {name: expert_dirs[name] for name in EXPERT_NAMES}
+def test_bench_on_tiny_model_peft_arms_are_exact(roomy_engine: PersonaFuseEngine, expert_dirs, _tiny_model_master, tmp_path: Path) -> None:
+    import shutil
+
+    dirs = {}
+    for name in EXPERT_NAMES:  # with lora_dropout > 0, like the shipped bundle: the cat adapter must run in eval mode
+        dirs[name] = Path(shutil.copytree(expert_dirs[name], tmp_path / name))
+        config_file = dirs[name] / "adapter_config.json"
+        config = json.loads(config_file.read_text())
+        config_file.write_text(json.dumps({**config, "lora_dropout": 0.3}))
     result = bench.run_bench(roomy_engine, dirs, lambda: copy.deepcopy(_tiny_model_master), repeats=2, new_tokens=3)
     exact = result["exactness_max_abs_logit_diff_vs_mixture"]
     assert exact["peft_set_scale"] < 1e-4 and exact["peft_cat"] < 1e-4

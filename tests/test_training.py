@@ -24,15 +24,22 @@ from persona_agents.training.corpus import (
     load_situations,
     read_jsonl,
 )
+from persona_agents.training.evaluation import score_expert_replies
 from persona_agents.training.experts import IGNORE_INDEX, build_example, train_expert
-from persona_agents.training.pole_classifier import pairwise_separation, share_as_pole
+from persona_agents.training.pole_classifier import (
+    EmbeddingPoleClassifier,
+    LexicalPoleClassifier,
+    PoleClassifier,
+    pairwise_separation,
+    share_as_pole,
+)
 from persona_agents.training.router_training import (
     evaluate_router,
     supervised_contrastive,
     train_router,
 )
 from persona_agents.training.synth import Deduplicator, append_to_corpus, extract_json, synthesize
-from persona_agents.traits import EXPERT_NAMES
+from persona_agents.traits import EXPERT_NAMES, TRAITS
 from tests.conftest import TINY_LORA
 
 # --- the shipped corpus ----------------------------------------------------------------------
@@ -178,6 +185,19 @@ def test_router_training_learns_separable_situations(fake_encoder) -> None:
     assert report["n"] == len(situations)
 
 
+def test_router_weight_average_leaves_training_unchanged(fake_encoder) -> None:
+    situations = [
+        Situation(id=f"{pole}-{i}", domain="social", text=f"{text} {i}", activation={pole: 1.0}, split="train")
+        for pole, text in {"openness_high": "wild creative ideas please", "conscientiousness_high": "fix my double charge"}.items()
+        for i in range(4)
+    ]
+    plain = train_router(fake_encoder, situations, RouterTraining(epochs=40, hidden_dim=16, dropout=0.0), seed=3)
+    averaged = train_router(fake_encoder, situations, RouterTraining(epochs=40, hidden_dim=16, dropout=0.0, ema_decay=0.9), seed=3)
+    assert averaged.history == plain.history  # the average is kept beside the optimisation, not in it
+    assert not torch.equal(averaged.head.experts.weight, plain.head.experts.weight)
+    assert evaluate_router(averaged.router(fake_encoder), situations)["top_pole_agreement"] == 1.0
+
+
 # --- pole classifier metrics ------------------------------------------------------------------
 
 
@@ -188,6 +208,56 @@ def test_share_as_pole_and_pairwise_separation() -> None:
     assert pairwise_separation([0.9, 0.4, 0.5], [0.1, 0.6, 0.5]) == pytest.approx((1 + 0 + 0.5) / 3)
     with pytest.raises(ValueError):
         pairwise_separation([0.1], [])
+
+
+def test_lexical_classifier_reads_voice_on_the_shipped_corpus() -> None:
+    responses = load_responses()
+    classifier = LexicalPoleClassifier.fit([r for r in responses if r.split == "train"])
+    accuracy = classifier.accuracy([r for r in responses if r.split == "test"])
+    assert set(accuracy) == set(TRAITS) and min(accuracy.values()) >= 0.9, accuracy
+    anxious, calm = classifier.prob_high(
+        "neuroticism",
+        [
+            "Oh no, I'm really worried for you, maybe check it twice just in case? I hope it's okay.",
+            "That's manageable. Take it one step at a time; there's no rush and it will be fine.",
+        ],
+    )
+    assert anxious > 0.5 >= calm
+    assert classifier.prob_high("openness", []) == []
+
+
+def test_classifiers_need_both_poles_of_every_trait(fake_encoder) -> None:
+    only_high = [r for r in load_responses() if r.pole == "high"]
+    with pytest.raises(ValueError, match="high and low examples"):
+        LexicalPoleClassifier.fit(only_high)
+    with pytest.raises(ValueError, match="high and low examples"):
+        EmbeddingPoleClassifier.fit(fake_encoder, only_high, epochs=1)
+
+
+class _MarkerClassifier(PoleClassifier):
+    """'HIGH' in a text reads as the high pole, anything else as low."""
+
+    name = "marker"
+
+    def prob_high(self, trait: str, texts):
+        return [0.9 if "HIGH" in t else 0.1 for t in texts]
+
+
+def test_score_expert_replies_compares_each_expert_with_the_base() -> None:
+    replies = {
+        trait: {"prompts": ["p1", "p2"], "base": ["plain", "HIGH"], "high": ["HIGH", "HIGH"], "low": ["calm", "calm"]}
+        for trait in TRAITS
+    }
+    replies["openness"]["low"] = ["HIGH", "calm"]  # as low as the base: does not move toward its pole
+    scored = score_expert_replies(replies, _MarkerClassifier())
+    assert scored["per_expert"]["openness_high"] == {
+        "n": 2, "expert_share_as_pole": 1.0, "base_share_as_pole": 0.5, "moves_toward_pole": True
+    }
+    assert scored["per_expert"]["openness_low"]["moves_toward_pole"] is False
+    assert scored["all_experts_move_toward_pole"] is False
+    assert scored["per_trait"]["neuroticism"]["high_low_separation"] == 1.0
+    assert scored["min_high_low_separation"] == 0.75  # openness: one win, one tie
+    assert scored["classifier"] == "marker"
 
 
 # --- synth --------------------------------------------------------------------------------------

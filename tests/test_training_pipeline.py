@@ -38,13 +38,22 @@ def _write_corpus(directory: Path) -> None:
     write_jsonl(directory / "general_questions.jsonl", [{"id": "q1", "question": "What is 1 plus 1?", "answers": ["2", "two"]}])
 
 
+ROUTER_SETTINGS = {
+    "frozen encoder": {"epochs": 20, "hidden_dim": 16},
+    "encoder adapter": {"epochs": 2, "batch_size": 8, "hidden_dim": 16, "encoder_lora": {"r": 2, "alpha": 4}},
+}
+
+
+@pytest.mark.parametrize("router_settings", ROUTER_SETTINGS.values(), ids=ROUTER_SETTINGS.keys())
 def test_pipeline_writes_a_loadable_trained_bundle_and_report(
-    tmp_path: Path, tiny_model, tiny_tokenizer, fake_encoder, monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, tiny_model, tiny_tokenizer, fake_encoder, real_encoder, monkeypatch: pytest.MonkeyPatch, router_settings
 ) -> None:
     corpus = tmp_path / "corpus"
     _write_corpus(corpus)
+    adapted = "encoder_lora" in router_settings
+    encoder = real_encoder if adapted else fake_encoder
     monkeypatch.setattr(pipeline, "load_base_model", lambda config: (tiny_model, tiny_tokenizer))
-    monkeypatch.setattr(pipeline, "shared_encoder", lambda: fake_encoder)
+    monkeypatch.setattr(pipeline, "shared_encoder", lambda: encoder)
     config = TrainConfig(
         base_model="tiny-llama",
         output=str(tmp_path / "bundle"),
@@ -53,7 +62,7 @@ def test_pipeline_writes_a_loadable_trained_bundle_and_report(
         system_prompt="sys",
         lora=TINY_LORA,
         experts={"epochs": 1, "batch_size": 4, "learning_rate": 0.01, "warmup_steps": 0, "max_length": 96},
-        router={"epochs": 20, "hidden_dim": 16},
+        router=router_settings,
         evaluation={"prompts_per_trait": 1, "max_new_tokens": 3, "batch_size": 4},
     )
     report = pipeline.run(config)
@@ -61,10 +70,13 @@ def test_pipeline_writes_a_loadable_trained_bundle_and_report(
     bundle = PersonaFuseBundle.load(tmp_path / "bundle")
     assert bundle.manifest.base_model == "tiny-llama"
     assert bundle.manifest.untrained_parts == []
+    assert bundle.manifest.router.encoder_adapter is adapted and (bundle.encoder_adapter is not None) is adapted
     assert set(bundle.manifest.training) >= {"router_top_pole_agreement", "all_experts_move_toward_pole", "general_ability"}
     saved = json.loads((tmp_path / "bundle" / "report" / "training_report.json").read_text())
     assert saved["router"]["n"] == 10 and 0.0 <= saved["router"]["top_pole_agreement"] <= 1.0
     assert set(saved["experts"]["per_expert"]) == set(EXPERT_NAMES)
+    assert set(saved["experts"]["second_opinion"]["per_expert"]) == set(EXPERT_NAMES)
+    assert set(saved["pole_classifier_held_out_accuracy"]) == set(TRAITS)
     assert (tmp_path / "bundle" / "report" / "loss_curves.png").stat().st_size > 1000
     assert (tmp_path / "bundle" / "report" / "pole_strength.png").is_file()
     assert report["general_ability"]["n"] == 1

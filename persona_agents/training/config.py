@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from persona_agents.bundle import LoraSettings
 from persona_agents.config import DEFAULT_SYSTEM_PROMPT
@@ -40,10 +40,23 @@ class ExpertTraining(BaseModel):
         return self.epochs_per_expert.get(name, self.epochs)
 
 
+class EncoderLoraTraining(BaseModel):
+    """A LoRA adapter on the situation encoder, trained together with the routing head."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    r: int = Field(8, ge=1, le=256)
+    alpha: float = Field(16.0, gt=0)
+    dropout: float = Field(0.1, ge=0, lt=1)
+    target_modules: list[str] = Field(default_factory=lambda: ["query", "key", "value", "dense"], min_length=1)
+    learning_rate: float = Field(1e-3, gt=0, lt=1)
+
+
 class RouterTraining(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     epochs: int = Field(400, ge=1, le=100_000)
+    batch_size: int | None = Field(None, ge=2, description="situations per step; None trains on all at once")
     learning_rate: float = Field(3e-3, gt=0, lt=1)
     weight_decay: float = Field(1e-4, ge=0)
     hidden_dim: int = Field(256, ge=4, le=4096)
@@ -51,6 +64,17 @@ class RouterTraining(BaseModel):
     contrastive_weight: float = Field(0.5, ge=0)
     consistency_weight: float = Field(0.5, ge=0)
     contrastive_temperature: float = Field(0.1, gt=0)
+    top_pole_weight: float = Field(0.0, ge=0, description="weight of a cross-entropy term on the single top pole")
+    ema_decay: float | None = Field(
+        None, gt=0, lt=1, description="keep an exponential moving average of the weights (per step) and return it"
+    )
+    encoder_lora: EncoderLoraTraining | None = None
+
+    @model_validator(mode="after")
+    def _minibatches_for_the_encoder(self) -> RouterTraining:
+        if self.encoder_lora is not None and self.batch_size is None:
+            raise ValueError("training an encoder adapter needs a batch_size (the encoder runs per step)")
+        return self
 
 
 class Evaluation(BaseModel):

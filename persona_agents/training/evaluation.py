@@ -42,6 +42,53 @@ def held_out_prompts(responses: Sequence[PoleResponse], trait: str, limit: int) 
     return list(seen)[:limit]
 
 
+ExpertReplies = dict[str, dict[str, list[str]]]  # trait -> "prompts" | "base" | "high" | "low" -> texts
+
+
+def generate_expert_replies(
+    engine: PersonaFuseEngine, responses: Sequence[PoleResponse], *, prompts_per_trait: int, params: GenerationParams, batch_size: int
+) -> ExpertReplies:
+    """Per trait: the base model's, the high expert's and the low expert's replies to held-out prompts."""
+    replies: ExpertReplies = {}
+    for trait in tqdm(TRAITS, desc="expert replies", unit="trait"):
+        prompts = held_out_prompts(responses, trait, prompts_per_trait)
+        replies[trait] = {
+            "prompts": prompts,
+            "base": generate_all(engine, prompts, BASE_ONLY, params, batch_size, f"{trait} base"),
+            "high": generate_all(engine, prompts, PersonaWeights.one_hot(f"{trait}_high"), params, batch_size, f"{trait} high"),
+            "low": generate_all(engine, prompts, PersonaWeights.one_hot(f"{trait}_low"), params, batch_size, f"{trait} low"),
+        }
+    return replies
+
+
+def score_expert_replies(replies: ExpertReplies, classifier: PoleClassifier) -> dict[str, Any]:
+    """How often each expert's replies read as its pole, against the base model's, per the classifier."""
+    per_expert: dict[str, Any] = {}
+    per_trait: dict[str, Any] = {}
+    for trait, by_condition in replies.items():
+        p_base, p_high, p_low = (classifier.prob_high(trait, by_condition[c]) for c in ("base", "high", "low"))
+        for pole, probs in (("high", p_high), ("low", p_low)):
+            expert_share, base_share = share_as_pole(probs, pole), share_as_pole(p_base, pole)
+            per_expert[f"{trait}_{pole}"] = {
+                "n": len(probs),
+                "expert_share_as_pole": expert_share,
+                "base_share_as_pole": base_share,
+                "moves_toward_pole": expert_share > base_share,
+            }
+        per_trait[trait] = {
+            "high_low_separation": pairwise_separation(p_high, p_low),
+            "high_low_accuracy": (share_as_pole(p_high, "high") + share_as_pole(p_low, "low")) / 2,
+            "mean_prob_high": {"base": _mean(p_base), "high": _mean(p_high), "low": _mean(p_low)},
+        }
+    return {
+        "classifier": classifier.name,
+        "per_expert": per_expert,
+        "per_trait": per_trait,
+        "all_experts_move_toward_pole": all(v["moves_toward_pole"] for v in per_expert.values()),
+        "min_high_low_separation": min(v["high_low_separation"] for v in per_trait.values()),
+    }
+
+
 def evaluate_experts(
     engine: PersonaFuseEngine,
     classifier: PoleClassifier,
@@ -50,40 +97,19 @@ def evaluate_experts(
     prompts_per_trait: int,
     params: GenerationParams,
     batch_size: int,
+    second_opinion: PoleClassifier | None = None,
 ) -> dict[str, Any]:
-    """Per trait: base, high-expert and low-expert replies to held-out prompts, scored for pole."""
-    per_expert: dict[str, Any] = {}
-    per_trait: dict[str, Any] = {}
-    samples: list[dict[str, str]] = []
-    for trait in tqdm(TRAITS, desc="expert evaluation", unit="trait"):
-        prompts = held_out_prompts(responses, trait, prompts_per_trait)
-        base = generate_all(engine, prompts, BASE_ONLY, params, batch_size, f"{trait} base")
-        high = generate_all(engine, prompts, PersonaWeights.one_hot(f"{trait}_high"), params, batch_size, f"{trait} high")
-        low = generate_all(engine, prompts, PersonaWeights.one_hot(f"{trait}_low"), params, batch_size, f"{trait} low")
-        p_base, p_high, p_low = (classifier.prob_high(trait, replies) for replies in (base, high, low))
-        for pole, replies_probs in (("high", p_high), ("low", p_low)):
-            per_expert[f"{trait}_{pole}"] = {
-                "n": len(prompts),
-                "expert_share_as_pole": share_as_pole(replies_probs, pole),
-                "base_share_as_pole": share_as_pole(p_base, pole),
-            }
-            per_expert[f"{trait}_{pole}"]["moves_toward_pole"] = (
-                per_expert[f"{trait}_{pole}"]["expert_share_as_pole"] > per_expert[f"{trait}_{pole}"]["base_share_as_pole"]
-            )
-        per_trait[trait] = {
-            "high_low_separation": pairwise_separation(p_high, p_low),
-            "high_low_accuracy": (share_as_pole(p_high, "high") + share_as_pole(p_low, "low")) / 2,
-            "mean_prob_high": {"base": _mean(p_base), "high": _mean(p_high), "low": _mean(p_low)},
-        }
-        for prompt, b, h, lo in list(zip(prompts, base, high, low))[:3]:
-            samples.append({"trait": trait, "prompt": prompt, "base": b, "high": h, "low": lo})
-    return {
-        "per_expert": per_expert,
-        "per_trait": per_trait,
-        "all_experts_move_toward_pole": all(v["moves_toward_pole"] for v in per_expert.values()),
-        "min_high_low_separation": min(v["high_low_separation"] for v in per_trait.values()),
-        "samples": samples,
-    }
+    """Expert pole strength on held-out prompts, scored by ``classifier`` (and ``second_opinion``)."""
+    replies = generate_expert_replies(engine, responses, prompts_per_trait=prompts_per_trait, params=params, batch_size=batch_size)
+    result = score_expert_replies(replies, classifier)
+    if second_opinion is not None:
+        result["second_opinion"] = score_expert_replies(replies, second_opinion)
+    result["samples"] = [
+        {"trait": trait, "prompt": prompt, "base": b, "high": h, "low": lo}
+        for trait, r in replies.items()
+        for prompt, b, h, lo in list(zip(r["prompts"], r["base"], r["high"], r["low"]))[:3]
+    ]
+    return result
 
 
 def evaluate_general_ability(

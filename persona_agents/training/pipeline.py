@@ -20,7 +20,6 @@ from persona_agents.config import EngineConfig
 from persona_agents.encoder import shared_encoder
 from persona_agents.engine import GenerationParams, PersonaFuseEngine
 from persona_agents.mixer import load_peft_expert
-from persona_agents.router import Router
 from persona_agents.training.config import TrainConfig
 from persona_agents.training.corpus import (
     CORPUS_DIR,
@@ -30,7 +29,7 @@ from persona_agents.training.corpus import (
 )
 from persona_agents.training.evaluation import evaluate_experts, evaluate_general_ability
 from persona_agents.training.experts import train_expert
-from persona_agents.training.pole_classifier import PoleClassifier
+from persona_agents.training.pole_classifier import EmbeddingPoleClassifier, LexicalPoleClassifier
 from persona_agents.training.report import plot_losses, plot_pole_strength, write_report
 from persona_agents.training.router_training import evaluate_router, train_router
 from persona_agents.traits import EXPERT_NAMES
@@ -63,8 +62,7 @@ def run(config: TrainConfig, *, skip_evaluation: bool = False) -> dict[str, Any]
     train_situations = [s for s in situations if s.split == "train"]
     test_situations = [s for s in situations if s.split == "test"]
     router_result = train_router(encoder, train_situations, config.router, config.seed)
-    router = Router(encoder, router_result.head)
-    router_eval = evaluate_router(router, test_situations)
+    router_eval = evaluate_router(router_result.router(encoder), test_situations)
 
     experts = [load_peft_expert(name, work / "experts" / name / "adapter") for name in EXPERT_NAMES]
     manifest = BundleManifest(
@@ -78,7 +76,7 @@ def run(config: TrainConfig, *, skip_evaluation: bool = False) -> dict[str, Any]
             "project's seed corpus (persona_agents/training/corpus). See report/ for held-out numbers."
         ),
     )
-    bundle = PersonaFuseBundle(manifest, experts, router_result.head)
+    bundle = PersonaFuseBundle(manifest, experts, router_result.head, encoder_adapter=router_result.encoder_adapter)
 
     report: dict[str, Any] = {
         "config": config.model_dump(),
@@ -95,8 +93,14 @@ def run(config: TrainConfig, *, skip_evaluation: bool = False) -> dict[str, Any]
     if not skip_evaluation:
         engine = PersonaFuseEngine(model, tokenizer, bundle, encoder, EngineConfig(base_model=config.base_model, device=config.device))
         params = GenerationParams(max_new_tokens=config.evaluation.max_new_tokens)
-        classifier = PoleClassifier.fit(encoder, [r for r in responses if r.split == "train"], seed=config.seed)
-        report["pole_classifier_held_out_accuracy"] = classifier.accuracy([r for r in responses if r.split == "test"])
+        train_responses = [r for r in responses if r.split == "train"]
+        test_responses = [r for r in responses if r.split == "test"]
+        classifier = LexicalPoleClassifier.fit(train_responses)
+        second_opinion = EmbeddingPoleClassifier.fit(encoder, train_responses, seed=config.seed)
+        report["pole_classifier"] = classifier.name
+        report["pole_classifier_held_out_accuracy"] = classifier.accuracy(test_responses)
+        report["second_opinion_classifier"] = second_opinion.name
+        report["second_opinion_held_out_accuracy"] = second_opinion.accuracy(test_responses)
         report["experts"] = evaluate_experts(
             engine,
             classifier,
@@ -104,6 +108,7 @@ def run(config: TrainConfig, *, skip_evaluation: bool = False) -> dict[str, Any]
             prompts_per_trait=config.evaluation.prompts_per_trait,
             params=params,
             batch_size=config.evaluation.batch_size,
+            second_opinion=second_opinion,
         )
         report["general_ability"] = evaluate_general_ability(
             engine, load_general_questions(corpus), params=GenerationParams(max_new_tokens=48), batch_size=config.evaluation.batch_size

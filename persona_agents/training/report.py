@@ -24,7 +24,7 @@ def plot_losses(expert_losses: dict[str, list[float]], router_history: dict[str,
     for key, values in router_history.items():
         right.plot(range(1, len(values) + 1), values, label=key)
     right.set_title("Router: training losses")
-    right.set_xlabel("epoch")
+    right.set_xlabel("step")
     right.legend(fontsize=8)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
