@@ -109,6 +109,7 @@ class TrainableEncoder:
         """The trained adapter, as peft's own ``save_pretrained`` writes it."""
         config = copy.deepcopy(self.model.peft_config["default"])
         config.base_model_name_or_path = encoder_name  # peft would record the local folder the encoder came from
+        config.inference_mode = True  # as save_pretrained marks it
         weights = {k: v.detach().clone() for k, v in get_peft_model_state_dict(self.model).items()}
         return EncoderAdapter(config, weights)
 
