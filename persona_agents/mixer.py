@@ -20,12 +20,17 @@ from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import torch
 from torch import nn
 
 
-class ExpertFormatError(ValueError):
+class AdapterFormatError(ValueError):
+    """A folder that is not a readable peft LoRA adapter (names the file and the problem)."""
+
+
+class ExpertFormatError(AdapterFormatError):
     """An expert adapter cannot be used with this model (names the file and the problem)."""
 
 
@@ -42,21 +47,35 @@ class LoraExpert:
         return next(iter(self.factors.values()))[0].shape[0]
 
 
-def load_peft_expert(name: str, directory: str | Path) -> LoraExpert:
-    """Read an adapter that peft saved (``adapter_config.json`` + safetensors weights)."""
+def read_lora_adapter(directory: str | Path) -> tuple[Any, dict[str, torch.Tensor]]:
+    """The ``peft.LoraConfig`` and the tensors of an adapter folder that peft saved."""
     from peft import LoraConfig, PeftConfig
     from peft.utils import load_peft_weights
 
     directory = Path(directory)
     for required in ("adapter_config.json", "adapter_model.safetensors"):
         if not (directory / required).is_file():
-            raise ExpertFormatError(f"expert {name!r}: missing {directory / required}")
+            raise AdapterFormatError(f"missing {directory / required}")
     try:
         config = PeftConfig.from_pretrained(str(directory))
     except Exception as exc:  # peft raises several types for a corrupt json
-        raise ExpertFormatError(f"expert {name!r}: unreadable adapter_config.json in {directory}: {exc}") from exc
+        raise AdapterFormatError(f"unreadable adapter_config.json in {directory}: {exc}") from exc
     if not isinstance(config, LoraConfig):
-        raise ExpertFormatError(f"expert {name!r}: {directory} is a {type(config).__name__}, not a LoRA adapter")
+        raise AdapterFormatError(f"{directory} is a {type(config).__name__}, not a LoRA adapter")
+    try:
+        weights = load_peft_weights(str(directory), device="cpu")
+    except Exception as exc:
+        raise AdapterFormatError(f"unreadable weights in {directory}: {exc}") from exc
+    return config, weights
+
+
+def load_peft_expert(name: str, directory: str | Path) -> LoraExpert:
+    """Read an adapter that peft saved (``adapter_config.json`` + safetensors weights)."""
+    directory = Path(directory)
+    try:
+        config, state = read_lora_adapter(directory)
+    except AdapterFormatError as exc:
+        raise ExpertFormatError(f"expert {name!r}: {exc}") from exc
     unsupported = [
         label
         for label, present in (
@@ -71,10 +90,6 @@ def load_peft_expert(name: str, directory: str | Path) -> LoraExpert:
     if unsupported:
         raise ExpertFormatError(f"expert {name!r}: unsupported LoRA options {unsupported} in {directory}")
     scaling = config.lora_alpha / (config.r**0.5 if config.use_rslora else config.r)
-    try:
-        state = load_peft_weights(str(directory), device="cpu")
-    except Exception as exc:
-        raise ExpertFormatError(f"expert {name!r}: unreadable weights in {directory}: {exc}") from exc
 
     factors: dict[str, dict[str, torch.Tensor]] = {}
     for key, tensor in state.items():

@@ -21,6 +21,7 @@ from torch import nn
 
 from persona_agents.encoder import TextEncoder
 from persona_agents.messages import ChatTurn
+from persona_agents.mixer import AdapterFormatError, read_lora_adapter
 from persona_agents.traits import EXPERT_NAMES, NUM_EXPERTS, PersonaWeights
 
 
@@ -84,26 +85,11 @@ class EncoderAdapter:
 
     @classmethod
     def read(cls, directory: Path) -> EncoderAdapter:
-        from peft import LoraConfig, PeftConfig
-        from peft.utils import load_peft_weights
-
-        for required in ("adapter_config.json", "adapter_model.safetensors"):
-            if not (directory / required).is_file():
-                raise ValueError(f"the encoder adapter in {directory} has no {required}")
-        try:
-            config = PeftConfig.from_pretrained(str(directory))
-        except Exception as exc:  # peft raises several types for a corrupt json
-            raise ValueError(f"unreadable adapter_config.json in {directory}: {exc}") from exc
-        if not isinstance(config, LoraConfig):
-            raise ValueError(f"{directory} holds a {type(config).__name__}, not a peft LoRA adapter")
+        config, weights = read_lora_adapter(directory)
         if not isinstance(config.r, int) or isinstance(config.r, bool) or config.r < 1 or not config.target_modules:
-            raise ValueError(f"{directory}: a LoRA adapter needs a positive integer r and target_modules")
-        try:
-            weights = load_peft_weights(str(directory), device="cpu")
-        except Exception as exc:
-            raise ValueError(f"corrupt encoder adapter weights in {directory}: {exc}") from exc
+            raise AdapterFormatError(f"{directory}: a LoRA adapter needs a positive integer r and target_modules")
         if not weights or not all(".lora_A." in k or ".lora_B." in k for k in weights):
-            raise ValueError(f"the encoder adapter weights in {directory} hold no LoRA tensors")
+            raise AdapterFormatError(f"the encoder adapter weights in {directory} hold no LoRA tensors")
         return cls(config, weights)
 
     def write(self, directory: Path) -> None:
