@@ -107,9 +107,19 @@ def _verdict(
 
 
 def screen_message(
-    domain: str, text: str, history: list[str] | None = None, *, rating: int | None = None
+    domain: str,
+    text: str,
+    history: list[str] | None = None,
+    *,
+    rating: int | None = None,
+    prior_risk: bool = False,
 ) -> ScreenResult:
-    """Screen one user message (with up to ``HISTORY_TURNS`` earlier user turns)."""
+    """Screen one user message.
+
+    ``history`` holds the earlier user turns, oldest first; the last ``HISTORY_TURNS`` count.
+    ``prior_risk`` says risk was raised earlier on this conversation (or for this person), so
+    any signal now escalates even when the risky turn has left the history window.
+    """
     pack = load_pack(domain)
     text = validate_user_text(text)
     past = _clean_history(history)
@@ -157,6 +167,14 @@ def screen_message(
             reasons = [
                 f"conversation window scores {ctx_category} {ctx_score:.2f} >= {clf.threshold:.2f}"
             ]
+
+    if not escalate and prior_risk:
+        signal_now = bool(now.rules.active) or now.score >= pack.classifier.support_score
+        if signal_now and not (now.rules.has_veto and not now.rules.active):
+            escalate, category, score = True, now.category, now.score
+            if now.rules.active:
+                category = now.rules.active[0].category
+            reasons = [f"risk was raised earlier for this person; this turn adds signal {now.score:.2f}"]
 
     if not escalate:
         reasons = reasons or [
