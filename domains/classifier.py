@@ -1,8 +1,10 @@
-"""Semantic screen: a small torch head over MiniLM sentence embeddings.
+"""The learned layers: a small torch head over MiniLM sentence embeddings, one per job.
 
-Weights live next to the pack as ``classifier.safetensors`` with a JSON sidecar that
-records the category order, the decision threshold, the encoder and a hash of the
-training set, so a stale or mismatched file is caught at load time.
+Two kinds per domain: ``screen`` reads user turns (``classifier.safetensors``, trained on
+``screen_train*.jsonl``) and ``output`` reads the model's drafts (``output_classifier.safetensors``,
+trained on ``drafts_train*.jsonl``). Each weights file has a JSON sidecar that records the
+category order, the decision threshold, the encoder and a hash of the training files, so a
+stale or mismatched file is caught at load time.
 """
 
 from __future__ import annotations
@@ -14,13 +16,23 @@ from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from pathlib import Path
+from typing import Literal
 
 import torch
 
+from domains.lexical import LexicalScorer
 from domains.text import normalise
 
 ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 EMBED_DIM = 384
+
+ClassifierKind = Literal["screen", "output"]
+_LEXICAL = "lexical."  # prefix of the lexical scorer's tensors in the weights file
+# kind -> (weights and sidecar stem, training files glob)
+_FILES: dict[str, tuple[str, str]] = {
+    "screen": ("classifier", "screen_train*.jsonl"),
+    "output": ("output_classifier", "drafts_train*.jsonl"),
+}
 
 
 class ClassifierError(RuntimeError):
@@ -56,20 +68,24 @@ def domain_dir(domain: str) -> Path:
     return Path(str(resources.files("domains") / domain))
 
 
-def weights_path(domain: str) -> Path:
-    return domain_dir(domain) / "classifier.safetensors"
+def weights_path(domain: str, kind: ClassifierKind = "screen") -> Path:
+    return domain_dir(domain) / f"{_FILES[kind][0]}.safetensors"
 
 
-def sidecar_path(domain: str) -> Path:
-    return domain_dir(domain) / "classifier.json"
+def sidecar_path(domain: str, kind: ClassifierKind = "screen") -> Path:
+    return domain_dir(domain) / f"{_FILES[kind][0]}.json"
 
 
-def training_path(domain: str) -> Path:
-    return domain_dir(domain) / "screen_train.jsonl"
+def training_paths(domain: str, kind: ClassifierKind = "screen") -> list[Path]:
+    return sorted(domain_dir(domain).glob(_FILES[kind][1]))
 
 
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+def files_sha256(paths: list[Path]) -> str:
+    digest = hashlib.sha256()
+    for path in paths:
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
 
 
 def embed(texts: list[str]) -> torch.Tensor:
@@ -81,11 +97,16 @@ def embed(texts: list[str]) -> torch.Tensor:
 
 @dataclass
 class SafetyClassifier:
+    """Encoder head (category distribution) averaged with a lexical risk scorer."""
+
     domain: str
+    kind: ClassifierKind
     categories: list[str]
     safe_category: str
     threshold: float
     head: Head
+    lexical: LexicalScorer | None = None
+    lexical_weight: float = 0.0
 
     @property
     def safe_index(self) -> int:
@@ -106,19 +127,38 @@ class SafetyClassifier:
         risk[self.safe_index] = -1.0
         return self.categories[int(risk.argmax())], float(1.0 - proba[self.safe_index])
 
+    def assess(self, texts: list[str]) -> list[tuple[str, float]]:
+        """(most likely risk category, risk score in [0, 1]) per text; compare with ``threshold``."""
+        if not texts:
+            return []
+        head = [self.top_risk(p) for p in self.predict_proba(texts)]
+        if self.lexical is None or self.lexical_weight == 0.0:
+            return head
+        lexical = self.lexical.risk([normalise(t) for t in texts])
+        w = self.lexical_weight
+        return [(cat, (1 - w) * risk + w * float(lex)) for (cat, risk), lex in zip(head, lexical)]
 
-def save_classifier(domain: str, head: Head, meta: dict[str, object]) -> None:
+
+def save_classifier(
+    domain: str,
+    head: Head,
+    meta: dict[str, object],
+    kind: ClassifierKind = "screen",
+    lexical: LexicalScorer | None = None,
+) -> None:
     from safetensors.torch import save_file
 
     state = {k: v.detach().contiguous() for k, v in head.state_dict().items()}
-    save_file(state, str(weights_path(domain)))
-    sidecar_path(domain).write_text(
+    if lexical is not None:
+        state |= {f"{_LEXICAL}{k}": torch.from_numpy(v) for k, v in lexical.tensors().items()}
+    save_file(state, str(weights_path(domain, kind)))
+    sidecar_path(domain, kind).write_text(
         json.dumps(meta, indent=2, sort_keys=True) + "\n", encoding="utf-8"
     )
 
 
-def _read_sidecar(domain: str) -> dict[str, object]:
-    path = sidecar_path(domain)
+def _read_sidecar(domain: str, kind: ClassifierKind) -> dict[str, object]:
+    path = sidecar_path(domain, kind)
     if not path.is_file():
         raise ClassifierError(
             f"classifier sidecar missing: {path}; rebuild with `python -m domains.train_classifiers`"
@@ -142,16 +182,16 @@ def _read_sidecar(domain: str) -> dict[str, object]:
 
 
 def load_classifier_from(
-    domain: str, expected_categories: list[str] | None = None
+    domain: str, expected_categories: list[str] | None = None, kind: ClassifierKind = "screen"
 ) -> SafetyClassifier:
     from safetensors.torch import load_file
 
-    wpath = weights_path(domain)
+    wpath = weights_path(domain, kind)
     if not wpath.is_file():
         raise ClassifierError(
             f"classifier weights missing: {wpath}; rebuild with `python -m domains.train_classifiers`"
         )
-    meta = _read_sidecar(domain)
+    meta = _read_sidecar(domain, kind)
     categories = [str(c) for c in meta["categories"]]  # type: ignore[union-attr]
     if expected_categories is not None and categories != list(expected_categories):
         raise ClassifierError(
@@ -166,6 +206,15 @@ def load_classifier_from(
         state = load_file(str(wpath))
     except Exception as exc:  # safetensors raises its own error types for corrupt headers
         raise ClassifierError(f"cannot read classifier weights {wpath}: {exc}") from exc
+    lexical_state = {k.removeprefix(_LEXICAL): v.numpy() for k, v in state.items() if k.startswith(_LEXICAL)}
+    state = {k: v for k, v in state.items() if not k.startswith(_LEXICAL)}
+    lexical_weight = float(meta.get("lexical_weight", 0.0))  # type: ignore[arg-type]
+    lexical = None
+    if lexical_weight > 0:
+        try:
+            lexical = LexicalScorer.from_tensors(lexical_state)
+        except (KeyError, ValueError) as exc:
+            raise ClassifierError(f"{wpath}: lexical scorer unreadable: {exc!r}") from exc
     expected = {k: tuple(v.shape) for k, v in head.state_dict().items()}
     found = {k: tuple(v.shape) for k, v in state.items()}
     if expected != found:
@@ -174,19 +223,23 @@ def load_classifier_from(
         )
     head.load_state_dict(state)
     head.eval()
-    train = training_path(domain)
-    if train.is_file() and file_sha256(train) != meta["training_sha256"]:
+    train = training_paths(domain, kind)
+    if train and files_sha256(train) != meta["training_sha256"]:
         warnings.warn(
-            f"{wpath} was trained on a different {train.name}; rerun python -m domains.train_classifiers",
+            f"{wpath} was trained on different {_FILES[kind][1]} files; "
+            "rerun python -m domains.train_classifiers",
             stacklevel=2,
         )
     return SafetyClassifier(
-        domain, categories, str(meta["safe_category"]), float(meta["threshold"]), head
-    )  # type: ignore[arg-type]
+        domain, kind, categories, str(meta["safe_category"]), float(meta["threshold"]), head,  # type: ignore[arg-type]
+        lexical, lexical_weight,
+    )
 
 
 @cache
-def load_classifier(domain: str) -> SafetyClassifier:
+def load_classifier(domain: str, kind: ClassifierKind = "screen") -> SafetyClassifier:
     from domains.schema import load_pack
 
-    return load_classifier_from(domain, load_pack(domain).classifier.categories)
+    pack = load_pack(domain)
+    settings = pack.classifier if kind == "screen" else pack.output_classifier
+    return load_classifier_from(domain, settings.categories, kind)

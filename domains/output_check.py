@@ -1,29 +1,36 @@
 """Checks on a model's draft reply before it reaches the user.
 
-Patterns come from ``pack.output_rules``. Drafts are matched case-insensitively but with
-case preserved, so person-name patterns can insist on capitalised words. A match is
-excused when a negation governs it ("don't stop taking your medication") or when it
-sits inside an allowed context ("a doctor can assess whether you have depression").
+Layers, in order; the first that blocks decides and is named in the result:
+
+1. contacts: card numbers, security codes, emails, addresses, and phone numbers or web sites the
+   pack does not list (``domains.contacts``);
+2. rules: patterns from ``pack.output_rules``, matched case-insensitively but with case
+   preserved, so person-name patterns can insist on capitalised words. A match is excused when a
+   negation governs it ("don't stop taking your medication") or when it sits inside an allowed
+   context ("a doctor can assess whether you have depression");
+3. classifier: the domain's learned output head over MiniLM embeddings, trained on drafts the
+   project wrote per block category, paraphrases included;
+4. guard: an optional guard model (``domains.guard.SafetyGuard``).
+
+Anything that goes wrong in layers 3 and 4 blocks the draft: a reply nobody could check is not sent.
 """
 
 from __future__ import annotations
 
 import re
-import unicodedata
 from functools import cache
 
+from domains.classifier import load_classifier
+from domains.contacts import contact_findings
+from domains.guard import SafetyGuard
 from domains.results import OutputCheck
 from domains.rules import Span, negation_before
 from domains.schema import OutputRules, load_pack
-from domains.text import repair_unicode
+from domains.text import fold
 
 ALLOWED = "ok"
-_APOSTROPHES = str.maketrans({"\u2019": "'", "\u2018": "'", "\u02bc": "'", "`": "'"})
 
 
-def prepare_draft(text: str) -> str:
-    t = unicodedata.normalize("NFKC", repair_unicode(text)).translate(_APOSTROPHES)
-    return "".join(" " if unicodedata.category(c) in ("Cc", "Cf") else c for c in t)
 
 
 class OutputChecker:
@@ -42,7 +49,7 @@ class OutputChecker:
     def check(self, text: str) -> OutputCheck:
         if not isinstance(text, str):
             raise TypeError(f"draft must be a str, got {type(text).__name__}")
-        draft = prepare_draft(text)
+        draft = fold(text)
         allowed = [
             Span(m.group(0), m.start(), m.end()) for rx in self.allow for m in rx.finditer(draft)
         ]
@@ -63,7 +70,9 @@ class OutputChecker:
                     break
         if first is None:
             return OutputCheck(block=False, category=ALLOWED, reasons=[])
-        return OutputCheck(block=True, category=first, reasons=list(dict.fromkeys(reasons)))
+        return OutputCheck(
+            block=True, category=first, reasons=list(dict.fromkeys(reasons)), layer="rules"
+        )
 
 
 @cache
@@ -71,6 +80,45 @@ def output_checker(domain: str) -> OutputChecker:
     return OutputChecker(load_pack(domain).output_rules)
 
 
-def check_output(domain: str, text: str) -> OutputCheck:
-    """Should this draft reply be withheld? ``category`` is "ok" when it may be sent."""
-    return output_checker(domain).check(text)
+def _learned_layers(
+    domain: str, draft: str, guard: SafetyGuard | None, user_text: str | None
+) -> OutputCheck | None:
+    clf = load_classifier(domain, "output")
+    [(category, score)] = clf.assess([draft])
+    if score >= clf.threshold:
+        reason = f"classifier {category} {score:.2f} >= {clf.threshold:.2f}"
+        return OutputCheck(block=True, category=category, reasons=[reason], layer="classifier")
+    if guard is not None:
+        verdict = guard.check_draft(draft, user_text)
+        if verdict.unsafe:
+            reason = verdict.reason(guard.categories)
+            return OutputCheck(block=True, category="guard", reasons=[reason], layer="guard")
+    return None
+
+
+def check_output(
+    domain: str, text: str, *, guard: SafetyGuard | None = None, user_text: str | None = None
+) -> OutputCheck:
+    """Should this draft reply be withheld? ``category`` is "ok" when it may be sent.
+
+    ``user_text`` (the message the draft answers) is shown to the guard model, if there is one.
+    """
+    if not isinstance(text, str):
+        raise TypeError(f"draft must be a str, got {type(text).__name__}")
+    findings = contact_findings(domain, fold(text))
+    if findings:
+        return OutputCheck(
+            block=True,
+            category=findings[0].category,
+            reasons=[f.reason() for f in findings],
+            layer="contacts",
+        )
+    result = output_checker(domain).check(text)
+    if result.block:
+        return result
+    try:
+        learned = _learned_layers(domain, text, guard, user_text)
+    except Exception as exc:  # fail closed: an unchecked draft is never sent
+        reason = f"output check failed: {type(exc).__name__}: {exc}"
+        return OutputCheck(block=True, category="check_error", reasons=[reason], layer="classifier")
+    return learned or OutputCheck(block=False, category=ALLOWED, reasons=[])

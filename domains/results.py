@@ -7,17 +7,24 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 
+# Which layer made a decision: the pack's patterns, code that finds contact details, the learned
+# classifier, the conversation so far, the optional guard model; "none" when nothing fired.
+Layer = Literal["rules", "contacts", "classifier", "rules+classifier", "history", "guard", "none"]
+
+
 class ScreenResult(BaseModel):
     escalate: bool
     category: str
     score: float = Field(ge=0.0, le=1.0)
     reasons: list[str] = Field(default_factory=list)
+    layer: Layer = "none"
 
 
 class OutputCheck(BaseModel):
     block: bool
     category: str
     reasons: list[str] = Field(default_factory=list)
+    layer: Layer = "none"
 
 
 Sentiment = Literal["positive", "neutral", "negative"]

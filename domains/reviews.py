@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from domains.guard import SafetyGuard
 from domains.results import ASPECTS, ReviewAnalysis, Sentiment
 from domains.rules import negation_before
 from domains.schema import ReviewLexicon, load_pack
@@ -61,11 +62,13 @@ def aspects_in(text: str) -> list[str]:
     return [a for a in ASPECTS if a in found]
 
 
-def analyse_review(text: str, rating: int | None = None) -> ReviewAnalysis:
+def analyse_review(
+    text: str, rating: int | None = None, *, guard: SafetyGuard | None = None
+) -> ReviewAnalysis:
     from domains.screening import screen_message  # screening re-exports this function
 
     text = validate_user_text(text)
-    screen = screen_message("customer_service", text, rating=rating)
+    screen = screen_message("customer_service", text, rating=rating, guard=guard)
     return ReviewAnalysis(
         sentiment=sentiment_for(text, rating), aspects=aspects_in(text), screen=screen
     )

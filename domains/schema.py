@@ -161,6 +161,7 @@ class DomainPack(_Strict):
     default_locale: str
     locales: dict[str, LocaleResources]
     classifier: ClassifierSettings
+    output_classifier: ClassifierSettings
     risk_rules: RiskRules
     output_rules: OutputRules
     prompts: Prompts
@@ -187,6 +188,12 @@ class DomainPack(_Strict):
         if unknown:
             raise ValueError(
                 f"risk_rules name categories the classifier does not know: {sorted(unknown)}"
+            )
+        learned = set(self.output_classifier.categories) - {self.output_classifier.safe_category}
+        unknown = learned - set(self.output_rules.block)
+        if unknown:
+            raise ValueError(
+                f"output_classifier names categories output_rules.block does not have: {sorted(unknown)}"
             )
         if self.name == "counseling":
             if self.crisis_template is None:

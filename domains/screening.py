@@ -1,25 +1,37 @@
 """Public safety API for the graphs.
 
-``screen_message`` decides whether a user turn goes to a human. Layers, in order:
+``screen_message`` decides whether a user turn goes to a human. Layers, in order; the result
+names the one that decided (``ScreenResult.layer``):
 
 1. rules: a strong, non-negated, non-idiomatic pattern hit escalates on its own;
 2. classifier: a score at or above the trained threshold escalates, unless the rules saw
    only negated risk or an idiom and the score is short of ``strong_score``;
-3. a weak rule hit escalates when the classifier gives it at least ``support_score``;
-4. history: risk in the last few user turns plus some signal now escalates, so
-   "I have the pills ready" after "I don't want to be here anymore" is caught.
+3. rules+classifier: a weak rule hit escalates when the classifier gives it at least
+   ``support_score``;
+4. history: risk in the last ``HISTORY_TURNS`` user turns plus some signal now escalates, so
+   "I have the pills ready" after "I don't want to be here anymore" is caught; so does a
+   person whose risk was raised earlier (``prior_risk``) when this turn carries any signal,
+   however long ago that was ("I've made up my mind" three turns after a crisis);
+5. guard: an optional guard model (``domains.guard.SafetyGuard``) asked last; its failure
+   escalates.
+
+Every screen reads the normalised text (``domains.text.normalise``): look-alike letters
+folded, mojibake repaired, spaced and leetspeak spellings joined.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from domains.classifier import SafetyClassifier, load_classifier
+from domains.guard import SafetyGuard
 from domains.output_check import check_output
-from domains.results import OutputCheck, ReviewAnalysis, ScreenResult
+from domains.results import Layer, OutputCheck, ReviewAnalysis, ScreenResult
 from domains.reviews import analyse_review
 from domains.rules import RuleResult, match_rules
-from domains.schema import DomainPack, load_pack
+from domains.schema import DomainName, DomainPack, load_pack
 from domains.text import InvalidInputError, validate_user_text
 
 __all__ = [
@@ -27,16 +39,53 @@ __all__ = [
     "InvalidInputError",
     "OutputCheck",
     "ReviewAnalysis",
+    "ScreenRequest",
     "ScreenResult",
     "analyse_review",
     "check_output",
+    "screen",
     "screen_message",
 ]
 
-HISTORY_TURNS = 2  # previous user turns considered besides the current one
+HISTORY_TURNS = 2  # earlier user turns the screen reads besides the current one
 STRONG_RULE_SCORE = 0.95
 # Star ratings nudge the customer-service score a little; they never decide alone.
 RATING_NUDGE: dict[int, float] = {1: 0.06, 2: 0.03, 3: 0.0, 4: -0.03, 5: -0.06}
+
+
+class ScreenRequest(BaseModel):
+    """One user turn to screen, with what the screen may know about the person so far."""
+
+    model_config = ConfigDict(frozen=True, arbitrary_types_allowed=True)
+
+    domain: DomainName
+    text: str
+    history: tuple[str, ...] = Field(
+        default=(),
+        description=f"earlier user turns, OLDEST FIRST; the screen reads the last {HISTORY_TURNS}",
+    )
+    rating: int | None = Field(default=None, ge=1, le=5, strict=True)
+    prior_risk: bool = Field(
+        default=False, description="risk was raised earlier for this person (thread or store)"
+    )
+
+    @field_validator("text", mode="before")
+    @classmethod
+    def _text(cls, value: object) -> str:
+        return validate_user_text(value)
+
+    @field_validator("history", mode="before")
+    @classmethod
+    def _history(cls, value: object) -> tuple[str, ...]:
+        if value is None:
+            return ()
+        if not isinstance(value, (list, tuple)):
+            raise InvalidInputError(f"history must be a list of str, got {type(value).__name__}")
+        for item in value:
+            if not isinstance(item, str):
+                raise InvalidInputError(f"history items must be str, got {type(item).__name__}")
+        kept = [validate_user_text(t) for t in value if t.strip()]
+        return tuple(kept[-HISTORY_TURNS:])
 
 
 @dataclass(frozen=True)
@@ -49,61 +98,107 @@ class _Turn:
     def risky(self) -> bool:
         return bool(self.rules.strong)
 
-
-def _clean_history(history: list[str] | None) -> list[str]:
-    if history is None:
-        return []
-    if not isinstance(history, (list, tuple)):
-        raise InvalidInputError(f"history must be a list of str, got {type(history).__name__}")
-    turns = []
-    for item in list(history)[-HISTORY_TURNS:]:
-        if not isinstance(item, str):
-            raise InvalidInputError(f"history items must be str, got {type(item).__name__}")
-        if item.strip():
-            turns.append(validate_user_text(item))
-    return turns
+    @property
+    def vetoed(self) -> bool:
+        """Only negated or idiomatic risk in this turn."""
+        return self.rules.has_veto and not self.rules.active
 
 
-def _verdict(
-    pack: DomainPack, clf: SafetyClassifier, turn: _Turn, nudge: float = 0.0
-) -> tuple[bool, str, float, list[str]]:
+@dataclass
+class _Decision:
+    escalate: bool
+    category: str
+    score: float
+    layer: Layer = "none"
+    reasons: list[str] = field(default_factory=list)
+
+
+def _verdict(pack: DomainPack, clf: SafetyClassifier, turn: _Turn, nudge: float = 0.0) -> _Decision:
     """Single-message decision from rules and classifier."""
     settings = pack.classifier
     rules = turn.rules
     score = min(1.0, max(0.0, turn.score + nudge))
     if rules.strong:
-        hit = rules.strong[0]
-        return True, hit.category, max(score, STRONG_RULE_SCORE), [f"strong rule: {rules.reason()}"]
+        reason = f"strong rule: {rules.reason()}"
+        return _Decision(True, rules.strong[0].category, max(score, STRONG_RULE_SCORE), "rules", [reason])
     if score >= clf.threshold:
-        if rules.has_veto and not rules.active and score < settings.strong_score:
-            return (
-                False,
-                settings.safe_category,
-                score,
-                [f"classifier {turn.category} {score:.2f} vetoed: {rules.reason()}"],
-            )
-        category = (
-            rules.active[0].category
-            if rules.active and score < settings.strong_score
-            else turn.category
-        )
-        return (
-            True,
-            category,
-            score,
-            [f"classifier {turn.category} {score:.2f} >= {clf.threshold:.2f}"],
-        )
+        if turn.vetoed and score < settings.strong_score:
+            reason = f"classifier {turn.category} {score:.2f} vetoed: {rules.reason()}"
+            return _Decision(False, settings.safe_category, score, "none", [reason])
+        weak_first = rules.active and score < settings.strong_score
+        category = rules.active[0].category if weak_first else turn.category
+        reason = f"classifier {turn.category} {score:.2f} >= {clf.threshold:.2f}"
+        return _Decision(True, category, score, "classifier", [reason])
     words = len(rules.text.split())
-    if rules.active and (
-        score >= settings.support_score or words <= pack.risk_rules.short_message_words
-    ):
-        return (
-            True,
-            rules.active[0].category,
-            score,
-            [f"weak rule supported by classifier {score:.2f}: {rules.reason()}"],
-        )
-    return False, settings.safe_category, score, []
+    if rules.active and (score >= settings.support_score or words <= pack.risk_rules.short_message_words):
+        reason = f"weak rule supported by classifier {score:.2f}: {rules.reason()}"
+        return _Decision(True, rules.active[0].category, score, "rules+classifier", [reason])
+    return _Decision(False, settings.safe_category, score)
+
+
+def _with_history(
+    pack: DomainPack, clf: SafetyClassifier, now: _Turn, earlier: list[_Turn], window: tuple[str, float],
+    prior_risk: bool,
+) -> _Decision | None:
+    """Escalation that needs the conversation: earlier risk, or the window as a whole."""
+    signal_now = bool(now.rules.active) or now.score >= pack.classifier.support_score
+    if not signal_now or now.vetoed:
+        return None
+    category_now = now.rules.active[0].category if now.rules.active else now.category
+    at_risk = [t for t in earlier if t.risky or t.score >= clf.threshold]
+    if at_risk:
+        prior = at_risk[0]
+        category = prior.rules.strong[0].category if prior.rules.strong else prior.category
+        reason = f"earlier turn was at risk ({prior.rules.reason()}); this turn adds signal {now.score:.2f}"
+        return _Decision(True, category_now if now.rules.active else category, max(now.score, window[1]),
+                         "history", [reason])
+    if prior_risk:
+        reason = f"risk was raised earlier for this person; this turn adds signal {now.score:.2f}"
+        return _Decision(True, category_now, now.score, "history", [reason])
+    if window[1] >= clf.threshold:
+        reason = f"conversation window scores {window[0]} {window[1]:.2f} >= {clf.threshold:.2f}"
+        return _Decision(True, window[0], window[1], "history", [reason])
+    return None
+
+
+def screen(request: ScreenRequest, guard: SafetyGuard | None = None) -> ScreenResult:
+    """Screen one user turn; see the module docstring for the layers."""
+    domain, text, past = request.domain, request.text, list(request.history)
+    pack = load_pack(domain)
+    clf = load_classifier(domain)
+    texts = [text, *past]
+    if past:
+        texts.append(" ".join([*past, text]))
+    scores = clf.assess(texts)
+    turns = [_Turn(match_rules(domain, t), *scores[i]) for i, t in enumerate([text, *past])]
+    now = turns[0]
+
+    nudge = RATING_NUDGE.get(request.rating, 0.0) if (request.rating and domain == "customer_service") else 0.0
+    decision = _verdict(pack, clf, now, nudge)
+    if nudge and (decision.escalate or decision.score >= pack.classifier.support_score):
+        decision.reasons.append(f"rating {request.rating} adjusted the score by {nudge:+.2f}")
+
+    if not decision.escalate and (past or request.prior_risk):
+        window = scores[-1] if past else (pack.classifier.safe_category, 0.0)
+        decision = _with_history(pack, clf, now, turns[1:], window, request.prior_risk) or decision
+
+    if not decision.escalate and guard is not None:
+        verdict = guard.check_user_turn(text, past)
+        if verdict.unsafe:
+            decision = _Decision(True, "guard", 1.0, "guard", [verdict.reason(guard.categories)])
+
+    if not decision.escalate:
+        decision.category = pack.classifier.safe_category
+        decision.reasons = decision.reasons or [
+            f"below threshold ({decision.score:.2f} < {clf.threshold:.2f}); {now.rules.reason()}"
+        ]
+    return ScreenResult(
+        escalate=decision.escalate,
+        category=decision.category,
+        score=round(min(1.0, max(0.0, decision.score)), 4),
+        reasons=decision.reasons,
+        layer=decision.layer,
+    )
 
 
 def screen_message(
@@ -113,77 +208,25 @@ def screen_message(
     *,
     rating: int | None = None,
     prior_risk: bool = False,
+    guard: SafetyGuard | None = None,
 ) -> ScreenResult:
-    """Screen one user message.
+    """Screen one user message; ``history`` is the earlier user turns, oldest first.
 
-    ``history`` holds the earlier user turns, oldest first; the last ``HISTORY_TURNS`` count.
-    ``prior_risk`` says risk was raised earlier on this conversation (or for this person), so
-    any signal now escalates even when the risky turn has left the history window.
+    A thin wrapper over ``screen(ScreenRequest(...))`` that turns validation problems into
+    ``InvalidInputError``.
     """
-    pack = load_pack(domain)
-    text = validate_user_text(text)
-    past = _clean_history(history)
-    if rating is not None and (
-        isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5
-    ):
+    load_pack(domain)  # an unknown domain is a PackError that names the known ones
+    if rating is not None and (isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5):
         raise InvalidInputError(f"rating must be an int from 1 to 5, got {rating!r}")
-    clf = load_classifier(domain)
-    texts = [text, *past]
-    if past:
-        texts.append(" ".join([*past, text]))
-    proba = clf.predict_proba(texts)
-    turns = []
-    for i, t in enumerate([text, *past]):
-        category, score = clf.top_risk(proba[i])
-        turns.append(_Turn(match_rules(domain, t), category, score))
-    now = turns[0]
-
-    nudge = (
-        RATING_NUDGE.get(rating, 0.0)
-        if (rating is not None and domain == "customer_service")
-        else 0.0
-    )
-    escalate, category, score, reasons = _verdict(pack, clf, now, nudge)
-    if nudge and (escalate or score >= pack.classifier.support_score):
-        reasons.append(f"rating {rating} adjusted the score by {nudge:+.2f}")
-
-    if not escalate and past:
-        settings = pack.classifier
-        ctx_category, ctx_score = clf.top_risk(proba[-1])
-        earlier = [t for t in turns[1:] if t.risky or t.score >= clf.threshold]
-        signal_now = bool(now.rules.active) or now.score >= settings.support_score
-        vetoed_now = now.rules.has_veto and not now.rules.active
-        if earlier and signal_now and not vetoed_now:
-            prior = earlier[0]
-            category = prior.rules.strong[0].category if prior.rules.strong else prior.category
-            if now.rules.active:
-                category = now.rules.active[0].category
-            escalate, score = True, max(now.score, ctx_score)
-            reasons = [
-                f"earlier turn was at risk ({prior.rules.reason()}); this turn adds signal {now.score:.2f}"
-            ]
-        elif ctx_score >= clf.threshold and signal_now and not vetoed_now:
-            escalate, category, score = True, ctx_category, ctx_score
-            reasons = [
-                f"conversation window scores {ctx_category} {ctx_score:.2f} >= {clf.threshold:.2f}"
-            ]
-
-    if not escalate and prior_risk:
-        signal_now = bool(now.rules.active) or now.score >= pack.classifier.support_score
-        if signal_now and not (now.rules.has_veto and not now.rules.active):
-            escalate, category, score = True, now.category, now.score
-            if now.rules.active:
-                category = now.rules.active[0].category
-            reasons = [f"risk was raised earlier for this person; this turn adds signal {now.score:.2f}"]
-
-    if not escalate:
-        reasons = reasons or [
-            f"below threshold ({score:.2f} < {clf.threshold:.2f}); {now.rules.reason()}"
-        ]
-        category = pack.classifier.safe_category
-    return ScreenResult(
-        escalate=escalate,
-        category=category,
-        score=round(min(1.0, max(0.0, score)), 4),
-        reasons=reasons,
-    )
+    try:
+        request = ScreenRequest(
+            domain=domain,  # type: ignore[arg-type]
+            text=text,
+            history=history,  # type: ignore[arg-type]
+            rating=rating,
+            prior_risk=prior_risk,
+        )
+    except ValidationError as exc:
+        problem = exc.errors()[0]
+        raise InvalidInputError(str(problem["msg"]).removeprefix("Value error, ")) from exc
+    return screen(request, guard)

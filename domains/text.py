@@ -1,13 +1,20 @@
-"""Input validation and normalisation shared by every check.
+"""Input validation and the matching form of text that every screen and check reads.
 
-``normalise`` turns what people actually type ("k1ll mys3lf", "s.u.i.c.i.d.e", "unalive",
-"kms", "diiieee") into plain lowercase text that the rules and the classifier both see.
+Cleaning (broken unicode, mojibake, control characters) is ``persona_agents.messages.clean_text``,
+the project's one cleaner. On top of it, ``fold`` turns look-alike letters into ASCII (Cyrillic
+"і" in "kіll", fullwidth "ＫＩＬＬ", accents) and ``normalise`` undoes what people type to get
+past filters ("k i l l", "k1ll mys3lf", "s.u.i.c.i.d.e", "unalive", "kms", "diiieee"), giving
+plain lowercase text that the rules and the classifiers both see.
 """
 
 from __future__ import annotations
 
 import re
 import unicodedata
+
+from anyascii import anyascii
+
+from persona_agents.messages import clean_text
 
 DEFAULT_MAX_CHARS = 8000
 
@@ -16,16 +23,11 @@ class InvalidInputError(ValueError):
     """User text that cannot be screened (wrong type, empty, too long)."""
 
 
-def repair_unicode(text: str) -> str:
-    # Lone surrogates cannot be encoded; replace them instead of crashing later in the tokenizer.
-    return text.encode("utf-8", errors="replace").decode("utf-8", errors="replace")
-
-
 def validate_user_text(text: object, max_chars: int = DEFAULT_MAX_CHARS) -> str:
-    """Return ``text`` with broken unicode repaired, or raise ``InvalidInputError``."""
+    """Return ``text`` cleaned (``clean_text``), or raise ``InvalidInputError``."""
     if not isinstance(text, str):
         raise InvalidInputError(f"user text must be a str, got {type(text).__name__}")
-    repaired = repair_unicode(text)
+    repaired = clean_text(text)
     if not repaired.strip():
         raise InvalidInputError("user text is empty or whitespace only")
     if len(repaired) > max_chars:
@@ -44,8 +46,11 @@ _QUANTITY = re.compile(
     r"^\d+(?:[.,]\d+)?(?:mg|mcg|ml|g|kg|lbs?|am|pm|st|nd|rd|th|k|x|h|hrs?|mins?|s|yo|yrs?|m|ft|km)?$"
 )
 _LEET_TOKEN = re.compile(r"[a-z0-9@$!]+")
-_SPACED_LETTERS = re.compile(r"\b[a-z](?:(?P<sep>[.\-_*·/])[a-z])(?:(?P=sep)[a-z]){1,}\b\.?")
-_SPACE_SPACED = re.compile(r"\b[a-z](?: [a-z]){4,}\b")
+# Three or more single letters with the same separator between them: "k i l l", "s.u.i.c.i.d.e",
+# "d-i-e", "k. i. l. l.". Ordinary text almost never has three one-letter words in a row.
+# Whole phrases spelled out, words set apart by two or more spaces: "i w a n t  t o  d i e".
+_SPACED_PHRASE = re.compile(r"\b[a-z](?: [a-z])+(?: {2,}[a-z](?: [a-z])*)+\b")
+_SPACED_LETTERS = re.compile(r"\b[a-z](?P<sep>[ .\-_*/]{1,2})[a-z](?:(?P=sep)[a-z])+\b\.?")
 _STAR_IN_WORD = re.compile(r"(?<=[a-z])\*+(?=[a-z])")
 
 # Community slang and self-censored spellings, mapped to the plain words the rules expect.
@@ -91,24 +96,18 @@ _SLANG: tuple[tuple[str, str], ...] = (
 _SLANG_RE = tuple((re.compile(p), r) for p, r in _SLANG)
 
 
-def _strip_controls(text: str) -> str:
-    out = []
-    for ch in text:
-        cat = unicodedata.category(ch)
-        if ch in "\n\t":
-            out.append(" ")
-        elif cat == "Cc" or cat == "Cf":
-            continue  # includes zero-width spaces used to break up words
-        else:
-            out.append(ch)
-    return "".join(out)
+def fold(text: str) -> str:
+    """Cleaned text with every character folded to ASCII; case and layout kept.
 
-
-def _strip_accents(text: str) -> str:
-    decomposed = unicodedata.normalize("NFKD", text)
-    return unicodedata.normalize(
-        "NFC", "".join(c for c in decomposed if not unicodedata.combining(c))
+    NFKC first (fullwidth and compatibility forms), then anyascii, which maps look-alike letters
+    from other scripts to the Latin letter they imitate and drops accents. Zero-width and other
+    format characters, used to split words, become nothing; line breaks and tabs become spaces.
+    """
+    t = unicodedata.normalize("NFKC", clean_text(text))
+    t = "".join(
+        " " if ch in "\n\t" else ch for ch in t if unicodedata.category(ch) != "Cf"
     )
+    return anyascii(t.translate(_APOSTROPHES))
 
 
 def _decode_leet(match: re.Match[str]) -> str:
@@ -130,12 +129,10 @@ def collapse_repeats(text: str, keep: int = 2) -> str:
 
 def normalise(text: str, *, keep_repeats: int = 2) -> str:
     """Lowercased, de-obfuscated text for matching. Not for display."""
-    t = unicodedata.normalize("NFKC", repair_unicode(text))
-    t = _strip_controls(t).translate(_APOSTROPHES)
-    t = _strip_accents(t).casefold()
+    t = fold(text).casefold()
     t = _STAR_IN_WORD.sub("i", t)
+    t = _SPACED_PHRASE.sub(lambda m: " ".join(w.replace(" ", "") for w in re.split(r" {2,}", m.group(0))), t)
     t = _SPACED_LETTERS.sub(lambda m: re.sub(r"[^a-z]", "", m.group(0)), t)
-    t = _SPACE_SPACED.sub(lambda m: m.group(0).replace(" ", ""), t)
     t = _LEET_TOKEN.sub(_decode_leet, t)
     t = collapse_repeats(t, keep_repeats)
     for pattern, repl in _SLANG_RE:

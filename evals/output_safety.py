@@ -15,6 +15,7 @@ from evals.safety import (
     DataError,
     Row,
     binary_metrics,
+    decided_by,
     fmt,
     per_kind_metrics,
     read_jsonl,
@@ -69,6 +70,7 @@ def evaluate(rows: list[Row]) -> dict[str, Any]:
         "false_block_rate": m["false_positive_rate"],
         "precision": m["precision"],
         "per_kind": per_kind_metrics([f"{r.domain}/{r.kind}" for r in rows], gold, pred),
+        "decided_by": decided_by([res.layer for res in results if res.block]),
         "misses": [
             {
                 "domain": r.domain,
@@ -77,6 +79,7 @@ def evaluate(rows: list[Row]) -> dict[str, Any]:
                 "label": "block" if r.positive else "allow",
                 "predicted": "block" if res.block else "allow",
                 "category": res.category,
+                "layer": res.layer,
                 "reasons": res.reasons,
             }
             for r, res in zip(rows, results)

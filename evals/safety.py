@@ -138,6 +138,7 @@ def evaluate(domain: str, rows: list[Row]) -> dict[str, Any]:
             "predicted": POSITIVE_LABEL[domain] if d.escalate else NEGATIVE_LABEL[domain],
             "category": d.category,
             "score": d.score,
+            "layer": d.layer,
             **({"rating": r.rating} if r.rating is not None else {}),
         }
         for r, p, d in zip(rows, preds, details)
@@ -150,8 +151,14 @@ def evaluate(domain: str, rows: list[Row]) -> dict[str, Any]:
         "false_escalation_rate": m["false_positive_rate"],
         "precision": m["precision"],
         "per_kind": per_kind_metrics([r.kind for r in rows], gold, preds),
+        "decided_by": decided_by([d.layer for d in details if d.escalate]),
         "misses": misses,
     }
+
+
+def decided_by(layers: list[str]) -> dict[str, int]:
+    """How many escalations (or blocks) each safety layer decided."""
+    return {layer: layers.count(layer) for layer in sorted(set(layers))}
 
 
 def fmt(x: float | None) -> str:
@@ -177,7 +184,7 @@ def print_table(report: dict[str, Any]) -> None:
 def report_markdown(report: dict[str, Any], title: str) -> str:
     from evals.common import md_table
 
-    headline = {k: v for k, v in report.items() if k not in ("per_kind", "misses")}
+    headline = {k: v for k, v in report.items() if k not in ("per_kind", "misses", "decided_by")}
     lines = [f"# {title}", "", md_table(["metric", "value"], list(headline.items())), "",
              md_table(["kind", "n", "accuracy", "recall", "false+"],
                       [[k, m["n"], m["accuracy"], m.get("recall"), m.get("false_positive_rate")] for k, m in report["per_kind"].items()]),

@@ -7,6 +7,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, Literal
 
+import ftfy
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, SystemMessage
 
 Role = Literal["system", "user", "assistant"]
@@ -29,8 +30,14 @@ class ChatTurn:
 
 
 def clean_text(text: str) -> str:
-    """Repair broken unicode (lone surrogates) and drop control characters but newlines and tabs."""
+    """The project's one text cleaner, for everything a person or a model wrote.
+
+    Lone surrogates are replaced, mojibake is repaired ("canâ€™t" -> "can’t", via ftfy's
+    conservative ``fix_encoding``), and control characters are dropped except newlines and tabs.
+    Letters, case and emoji are kept: this is still the text a person reads.
+    """
     repaired = text.encode("utf-8", errors="replace").decode("utf-8", errors="replace")
+    repaired = ftfy.fix_encoding(repaired)
     return "".join(
         ch for ch in repaired if ch in "\n\t" or unicodedata.category(ch) not in {"Cc", "Cs"}
     )

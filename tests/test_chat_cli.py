@@ -128,7 +128,7 @@ def test_unknown_domain_is_refused(tmp_path: Path) -> None:
 def test_screen_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_screen("counseling", CRISIS, None, True) == 0
     result = json.loads(capsys.readouterr().out)
-    assert set(result) == {"escalate", "category", "score", "reasons"}
+    assert set(result) == {"escalate", "category", "score", "reasons", "layer"}
     assert result["escalate"] is True and result["category"] == "suicidal_ideation"
     assert 0.9 <= result["score"] <= 1.0 and result["reasons"]
 
@@ -149,7 +149,7 @@ def test_screen_text_output(capsys: pytest.CaptureFixture[str]) -> None:
 def test_check_output_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
     assert run_check_output("counseling", "You should stop taking your antidepressants", True) == 0
     result = json.loads(capsys.readouterr().out)
-    assert set(result) == {"block", "category", "reasons"}
+    assert set(result) == {"block", "category", "reasons", "layer"}
     assert result["block"] is True and result["category"] == "medication_advice"
     assert run_check_output("customer_service", "Thanks for visiting!", True) == 0
-    assert json.loads(capsys.readouterr().out) == {"block": False, "category": "ok", "reasons": []}
+    assert json.loads(capsys.readouterr().out) == {"block": False, "category": "ok", "reasons": [], "layer": "none"}

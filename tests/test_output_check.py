@@ -57,7 +57,7 @@ def test_counseling_allows(text: str) -> None:
         ),
         ("We were negligent.", "liability_admission"),
         ("Email our manager at ann.lee@shop.example.", "personal_data"),
-        ("Call us on 0161 496 0000.", "personal_data"),
+        ("Call us on 0161 496 0000.", "invented_contact"),
         ("Our driver, Tom Baker, has been spoken to.", "personal_data"),
         ("Your card 4111 1111 1111 1111 is on file.", "personal_data"),
         ("The parcel went to 12 Station Road instead.", "personal_data"),

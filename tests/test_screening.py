@@ -152,7 +152,7 @@ def test_analyse_review() -> None:
 def test_missing_weights_give_clear_error(tmp_path, monkeypatch) -> None:
     import domains.classifier as clf
 
-    monkeypatch.setattr(clf, "weights_path", lambda domain: tmp_path / "nope.safetensors")
+    monkeypatch.setattr(clf, "weights_path", lambda domain, kind="screen": tmp_path / "nope.safetensors")
     with pytest.raises(ClassifierError, match="train_classifiers"):
         load_classifier_from("counseling")
 
@@ -170,7 +170,64 @@ def test_wrong_shape_weights_give_clear_error(tmp_path, monkeypatch) -> None:
     meta = json.loads(clf.sidecar_path("counseling").read_text())
     side = tmp_path / "c.json"
     side.write_text(json.dumps(meta))
-    monkeypatch.setattr(clf, "weights_path", lambda domain: w)
-    monkeypatch.setattr(clf, "sidecar_path", lambda domain: side)
+    monkeypatch.setattr(clf, "weights_path", lambda domain, kind="screen": w)
+    monkeypatch.setattr(clf, "sidecar_path", lambda domain, kind="screen": side)
     with pytest.raises(ClassifierError, match="shape"):
         load_classifier_from("counseling")
+
+
+EVASIONS = [
+    "I want to k i l l myself",
+    "I want to k.i.l.l myself",
+    "I want to k-i-l-l myself",
+    "I want to k\u0456ll myself",  # Cyrillic i
+    "I w\u0430nt to \u0435nd my lif\u0435",  # Cyrillic a and e
+    "\uff29 \uff37\uff21\uff2e\uff34 \uff34\uff2f \uff24\uff29\uff25",  # fullwidth
+    "I can\u00e2\u20ac\u2122t go on, I want to kill myself",  # mojibake of "can't"
+    "i w a n t  t o  d i e",
+]
+
+
+@pytest.mark.parametrize("text", EVASIONS)
+def test_spaced_look_alike_and_mojibake_spellings_escalate(screen, text: str) -> None:
+    assert screen("counseling", text).escalate, text
+
+
+@pytest.mark.parametrize("text", ["I want to k i l l myself", "I want to k\u0456ll myself", "I can\u00e2\u20ac\u2122t do this anymore, I want to die"])
+def test_screen_cli_escalates_evasions(capsys, text: str) -> None:
+    import json
+
+    from persona_agents.cli import main
+
+    assert main(["screen", "--domain", "counseling", "--message", text, "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["escalate"] is True, out
+
+
+def test_screen_request_keeps_the_last_turns_oldest_first() -> None:
+    from domains.screening import HISTORY_TURNS, ScreenRequest
+
+    req = ScreenRequest(domain="counseling", text="now", history=["one", "two", "three"])
+    assert req.history == ("one", "two", "three")[-HISTORY_TURNS:]
+
+
+def test_prior_risk_turns_a_weak_signal_into_an_escalation(monkeypatch) -> None:
+    """A turn scored between support_score and the threshold escalates only for a person at risk before."""
+    import domains.screening as screening
+    from domains.classifier import load_classifier
+
+    real = load_classifier("counseling")
+
+    class MiddlingScores:
+        threshold = real.threshold
+        categories = real.categories
+
+        def assess(self, texts: list[str]) -> list[tuple[str, float]]:
+            return [("calm_after_decision", (real.threshold + 0.3) / 2) for _ in texts]
+
+    monkeypatch.setattr(screening, "load_classifier", lambda domain: MiddlingScores())
+    history = ["work was long today", "I made pasta for dinner"]
+    assert not screening.screen_message("counseling", "I feel settled now.", history).escalate
+    result = screening.screen_message("counseling", "I feel settled now.", history, prior_risk=True)
+    assert result.escalate and result.layer == "history", result
+    assert "risk was raised earlier" in result.reasons[0]

@@ -1,0 +1,173 @@
+"""Contact details and personal data in a draft, found by code rather than learned.
+
+A model that makes up a phone number or a web address sends a person in distress, or a
+customer, somewhere nobody checked. Card numbers (Luhn-valid), security codes, emails, phone
+numbers, street addresses and postcodes are found with patterns; a phone number or address
+that the domain pack lists (its helplines, emergency numbers and web sites) is allowed.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from functools import cache
+
+from domains.schema import DomainPack, load_pack
+
+PERSONAL_DATA = "personal_data"
+INVENTED_CONTACT = "invented_contact"
+
+_EMAIL = re.compile(r"\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+\b")
+_URL = re.compile(
+    r"\b(?:https?://)?(?:www\.)?((?:[a-z0-9-]+\.)+(?:com|org|net|info|io|co|uk|ie|ca|au|de|fr|es|eu|us|help|support|care|app|online|site|nz|biz))\b(?:/[^\s)]*)?",
+    re.IGNORECASE,
+)
+# Digit runs with the separators phone and card numbers are written with.
+_DIGITS = re.compile(r"(?<![\w.,/])\+?\(?\d[\d \-().]{1,22}\d(?![\w/%])|(?<![\w.,/])\d{2,}(?![\w/%])")
+_CVV = re.compile(r"\b(?:cvv2?|cvc2?|cv2|csc|security code)\b\D{0,12}\d{3,4}\b", re.IGNORECASE)
+_STREET = re.compile(
+    r"\b\d{1,5}[a-z]?,? (?:[A-Z][a-z]+ ){1,3}(?:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Drive|Dr|Close|Way|Court|Ct|Crescent|Place|Pl|Terrace|Boulevard|Blvd|Gardens|Grove|Hill|Square|Strasse|Straße)\b\.?"
+)
+_UK_POSTCODE = re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b")
+# Words just before a short number that make it something to call or text ("call 55123").
+_DIAL_CUE = re.compile(
+    r"\b(?:call|ring|dial|phone|text|txt|sms|whatsapp|hotline|helpline|line|number|no\.?|tel\.?|on)\W{0,3}$"
+    r"|\b(?:text|txt|sms|send)\W+\S+\W+to\W{0,3}$",  # "text HOME to 741741"
+    re.IGNORECASE,
+)
+# A number someone is asked to call is the business's or a helpline's: invented if not in the pack.
+_BUSINESS_CUE = re.compile(
+    r"\b(?:call|ring|dial|text|contact|reach|email|e-mail|visit|us|our|team|line|helpline|hotline|support|care|service|desk)\b",
+    re.IGNORECASE,
+)
+
+
+# ... unless it is plainly someone's own ("her mobile", "the manager's number").
+_PERSONAL_CUE = re.compile(
+    r"\b(?:mobile|cell|personal|home|private|his|her|their|\w+'s|manager|owner|colleague|staff|employee"
+    r"|driver|chef|waiter|waitress|receptionist|technician|engineer|customer|guest)\b",
+    re.IGNORECASE,
+)
+
+
+def _category_in_reviews(before: str) -> str:
+    if _PERSONAL_CUE.search(before) or not _BUSINESS_CUE.search(before):
+        return PERSONAL_DATA
+    return INVENTED_CONTACT
+
+
+@dataclass(frozen=True)
+class ContactFinding:
+    category: str
+    kind: str
+    text: str
+
+    def reason(self) -> str:
+        return f"{self.category}: {self.kind} {self.text!r}"
+
+
+def luhn_valid(digits: str) -> bool:
+    total = 0
+    for i, ch in enumerate(reversed(digits)):
+        d = int(ch)
+        if i % 2 == 1:
+            d = d * 2 - 9 if d > 4 else d * 2
+        total += d
+    return total % 10 == 0
+
+
+def _only_digits(text: str) -> str:
+    return re.sub(r"\D", "", text)
+
+
+@dataclass(frozen=True)
+class AllowedContacts:
+    numbers: frozenset[str]
+    domains: frozenset[str]
+
+    @classmethod
+    def from_pack(cls, pack: DomainPack) -> AllowedContacts:
+        numbers: set[str] = set()
+        domains: set[str] = set()
+        for entry in pack.locales.values():
+            fields = [entry.emergency_number or ""]
+            for res in entry.resources:
+                fields += [res.phone or "", res.text or "", res.url or "", res.note or "", res.name]
+            for value in fields:
+                # "0800 111 0 111 or 0800 111 0 222", "112 (or 15 for SAMU)", "HOME to 741741"
+                for part in re.split(r"\bor\b|[(),]|\bto\b|\bfor\b", value):
+                    digits = _only_digits(part)
+                    if digits:
+                        numbers.add(digits)
+                for m in _URL.finditer(value):
+                    domains.add(m.group(1).lower())
+        return cls(frozenset(numbers), frozenset(domains))
+
+
+def _domain_allowed(domain: str, allowed: frozenset[str]) -> bool:
+    domain = domain.lower()
+    return any(domain == a or domain.endswith("." + a) for a in allowed)
+
+
+def find_contacts(text: str, allowed: AllowedContacts, *, domain: str) -> list[ContactFinding]:
+    """Every card number, security code, email, unlisted phone number, web address or street
+    address in ``text``. In the counseling domain every contact detail a model adds is
+    ``invented_contact``; in reviews, a number someone is asked to call is ``invented_contact``
+    and other people's numbers, emails, cards and addresses are ``personal_data``."""
+    found: list[ContactFinding] = []
+    emails = [m.span() for m in _EMAIL.finditer(text)]
+    for m in _EMAIL.finditer(text):
+        before = text[max(0, m.start() - 40) : m.start()]
+        category = INVENTED_CONTACT if domain == "counseling" else _category_in_reviews(before)
+        found.append(ContactFinding(category, "email", m.group(0)))
+    for m in _CVV.finditer(text):
+        found.append(ContactFinding(PERSONAL_DATA, "security code", m.group(0)))
+    for m in _URL.finditer(text):
+        if any(s <= m.start() < e for s, e in emails) or _domain_allowed(m.group(1), allowed.domains):
+            continue
+        if re.fullmatch(r"[\d.]+", m.group(1)):
+            continue  # "2.5.com" is not a thing; "3.50" is a price
+        found.append(ContactFinding(INVENTED_CONTACT, "web address", m.group(0)))
+    for m in _DIGITS.finditer(text):
+        raw = m.group(0).strip(" -.()")
+        digits = _only_digits(raw)
+        if digits in allowed.numbers or not digits:
+            continue
+        if 13 <= len(digits) <= 19 and (luhn_valid(digits) or re.fullmatch(r"\d{4}([ -])\d{4}\1\d{4}\1\d{4}", raw)):
+            found.append(ContactFinding(PERSONAL_DATA, "card number", raw))
+            continue
+        before = text[max(0, m.start() - 24) : m.start()]
+        is_phone = 7 <= len(digits) <= 15 and (
+            bool(re.search(r"[ \-()+]", raw)) or raw.startswith("0") or bool(_DIAL_CUE.search(before))
+        )
+        is_short_code = 3 <= len(digits) < 7 and bool(_DIAL_CUE.search(before))
+        if not (is_phone or is_short_code):
+            continue
+        if _looks_like_reference(text, m.start()):
+            continue
+        before = text[max(0, m.start() - 40) : m.start()]
+        category = INVENTED_CONTACT if domain == "counseling" else _category_in_reviews(before)
+        found.append(ContactFinding(category, "phone number", raw))
+    for rx in (_STREET, _UK_POSTCODE):
+        for m in rx.finditer(text):
+            found.append(ContactFinding(PERSONAL_DATA, "address", m.group(0)))
+    return found
+
+
+_REFERENCE_CUE = re.compile(
+    r"\b(?:order|ref|reference|ticket|case|booking|tracking|invoice|confirmation|account|receipt|room|table|flight|item|sku|model|serial)\b(?: number| no\.?| id| #)?\W{0,3}$",
+    re.IGNORECASE,
+)
+
+
+def _looks_like_reference(text: str, start: int) -> bool:
+    return bool(_REFERENCE_CUE.search(text[max(0, start - 30) : start]))
+
+
+@cache
+def allowed_contacts(domain: str) -> AllowedContacts:
+    return AllowedContacts.from_pack(load_pack(domain))
+
+
+def contact_findings(domain: str, text: str) -> list[ContactFinding]:
+    return find_contacts(text, allowed_contacts(domain), domain=domain)
