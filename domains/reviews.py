@@ -9,6 +9,7 @@ from domains.guard import SafetyGuard
 from domains.results import ASPECTS, ReviewAnalysis, Sentiment
 from domains.rules import negation_before
 from domains.schema import ReviewLexicon, load_pack
+from domains.screening import screen_message
 from domains.text import normalise, validate_user_text
 
 _NEGATORS = re.compile(r"\b(?:not|never|no|hardly|\w+n't)\b")
@@ -65,8 +66,6 @@ def aspects_in(text: str) -> list[str]:
 def analyse_review(
     text: str, rating: int | None = None, *, guard: SafetyGuard | None = None
 ) -> ReviewAnalysis:
-    from domains.screening import screen_message  # screening re-exports this function
-
     text = validate_user_text(text)
     screen = screen_message("customer_service", text, rating=rating, guard=guard)
     return ReviewAnalysis(

@@ -28,8 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from domains.classifier import SafetyClassifier, load_classifier
 from domains.guard import SafetyGuard
 from domains.output_check import check_output
-from domains.results import Layer, OutputCheck, ReviewAnalysis, ScreenResult
-from domains.reviews import analyse_review
+from domains.results import Layer, OutputCheck, ScreenResult
 from domains.rules import RuleResult, match_rules
 from domains.schema import DomainName, DomainPack, load_pack
 from domains.text import InvalidInputError, validate_user_text
@@ -38,10 +37,8 @@ __all__ = [
     "HISTORY_TURNS",
     "InvalidInputError",
     "OutputCheck",
-    "ReviewAnalysis",
     "ScreenRequest",
     "ScreenResult",
-    "analyse_review",
     "check_output",
     "screen",
     "screen_message",

@@ -17,6 +17,7 @@ import sys
 from pathlib import Path
 
 import torch
+from tqdm import tqdm
 
 from domains.classifier import (
     EMBED_DIM,
@@ -99,7 +100,7 @@ def out_of_fold_risk(
     head_risk = torch.zeros(len(y))
     lexical_risk = torch.zeros(len(y))
     is_risky = (y != safe).numpy()
-    for test in folds(len(y)):
+    for test in tqdm(folds(len(y)), desc="cross-validation folds", leave=False):
         mask = torch.ones(len(y), dtype=torch.bool)
         mask[test] = False
         head = fit(x[mask], y[mask], n_classes, safe)

@@ -121,3 +121,29 @@ def test_bad_data_exits_2(tmp_path: Path, content: str) -> None:
 def test_missing_file_exits_2(tmp_path: Path) -> None:
     proc = _run("evals.output_safety", "--data", str(tmp_path / "nope.jsonl"))
     assert proc.returncode == 2 and "not found" in proc.stderr
+
+
+def test_held_out_sets_share_no_text_with_training_files() -> None:
+    """The fresh evaluation sets stay out of training: no row of theirs is in a training file."""
+    import re
+
+    from domains.classifier import training_paths
+
+    def key(text: str) -> str:
+        return re.sub(r"[^a-z0-9]+", " ", text.lower()).strip()
+
+    trained = {
+        key(json.loads(line)["text"])
+        for domain in ("counseling", "customer_service")
+        for kind in ("screen", "output")
+        for path in training_paths(domain, kind)  # type: ignore[arg-type]
+        for line in path.read_text(encoding="utf-8").splitlines()
+        if line.strip()
+    }
+    fresh_dirs = sorted(Path("evals/data").glob("fresh*"))
+    assert fresh_dirs
+    for folder in fresh_dirs:
+        for path in folder.glob("*.jsonl"):
+            rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+            leaked = [r["text"] for r in rows if key(r["text"]) in trained]
+            assert not leaked, (path, leaked[:3])

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from domains.classifier import ClassifierError, load_classifier_from
-from domains.screening import InvalidInputError, ScreenResult, analyse_review, screen_message
+from domains.reviews import analyse_review
+from domains.screening import InvalidInputError, ScreenResult, screen_message
 
 
 @pytest.fixture(scope="module")
