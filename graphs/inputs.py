@@ -28,7 +28,10 @@ def checked_text(
         raw = "".join(b if isinstance(b, str) else b["text"] for b in raw)
     if not isinstance(raw, str):
         raise InvalidInputError(f"the {what} must be a string, got {type(raw).__name__}")
-    text = clean_text(validate_user_text(raw, max_chars=max_chars)).strip()
+    try:
+        text = clean_text(validate_user_text(raw, max_chars=max_chars)).strip()
+    except InvalidInputError as exc:  # name what was refused: a message, a review, a counselor's reply
+        raise InvalidInputError(str(exc).replace("user text", f"the {what}", 1)) from None
     if not text:
         raise InvalidInputError(f"the {what} has no visible text")
     if count_tokens is not None and max_tokens is not None:

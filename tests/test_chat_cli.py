@@ -90,14 +90,14 @@ def test_pending_escalation_survives_a_restart(tmp_path: Path, replies: Replies)
 def test_empty_operator_answer_is_refused_and_asked_again(tmp_path: Path, replies: Replies) -> None:
     out = chat("counseling", tmp_path / "c.sqlite", [CRISIS, "", "n", COUNSELOR, "n"])
     assert out.count("=== ESCALATION") == 2
-    assert "(previous answer refused: the counselor's message is empty)" in out
+    assert "! answer rejected: message: the counselor's message is empty or whitespace only" in out
     assert f"human_counselor> {COUNSELOR}" in out
 
 
 def test_normal_turn_and_rejected_input(tmp_path: Path, replies: Replies) -> None:
     replies.replies = ["That sounds like a long day. What happened?"]
     out = chat("counseling", tmp_path / "c.sqlite", ["   ", "I had a rough day at work"])
-    assert "! input rejected: user text is empty or whitespace only" in out
+    assert "! input rejected: the message is empty or whitespace only" in out
     assert "agent> That sounds like a long day. What happened?" in out
     assert replies.calls == 1
 
@@ -108,7 +108,7 @@ def test_customer_service_flagged_draft_needs_an_edit(tmp_path: Path, replies: R
     edited = "Sorry about the wait. Please contact us so we can make it right."
     out = chat("customer_service", tmp_path / "cs.sqlite", [review, "approve", "edit", edited])
     assert "policy check: {'block': True, 'category': 'unauthorised_compensation'" in out
-    assert "(previous answer refused: the draft failed the policy check; edit it or reject it)" in out
+    assert "! answer rejected: the draft failed the policy check; edit it or reject it" in out
     assert f"agent> {edited}" in out
     assert "agent> We will refund" not in out
 
