@@ -35,7 +35,7 @@ from langgraph.errors import InvalidUpdateError
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
-from domains.text import InvalidInputError
+from domains.text import InvalidInputError, repair_unicode
 from graphs.answers import parse_approval, parse_counselor_answer
 from graphs.inputs import checked_text
 
@@ -157,10 +157,24 @@ def _input_keys(graph: CompiledStateGraph) -> frozenset[str]:
     return frozenset(getattr(schema, "__required_keys__", set()) | getattr(schema, "__optional_keys__", set()))
 
 
+def _repaired(value: Any) -> Any:
+    """Lone surrogates replaced in every string: the checkpointers cannot serialise them, and
+    LangGraph checkpoints the raw input before any node runs."""
+    if isinstance(value, str):
+        return repair_unicode(value)
+    if isinstance(value, dict):
+        return {_repaired(k): _repaired(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_repaired(v) for v in value]
+    return value
+
+
 def _send(graph: CompiledStateGraph, thread_id: str, payload: dict[str, Any]) -> dict[str, Any]:
     config = _config(graph, thread_id)
     if extra := set(payload) - _input_keys(graph):
-        raise InvalidInputError(f"only {sorted(_input_keys(graph))} may be sent; refused: {sorted(map(str, extra))}")
+        refused = sorted(repair_unicode(str(k)) for k in extra)
+        raise InvalidInputError(f"only {sorted(_input_keys(graph))} may be sent; refused: {refused}")
+    payload = _repaired(payload)
     with thread_lock(graph, thread_id):
         _finish(graph, config)
         state = graph.get_state(config)
