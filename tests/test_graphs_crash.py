@@ -128,4 +128,5 @@ def test_two_processes_on_one_thread_are_serialised(tmp_path: Path) -> None:
     pairs = [(m.type, m.content) for m in state.values["messages"]]
     assert sorted(c for t, c in pairs if t == "human") == ["first writer", "second writer"]
     assert [t for t, _ in pairs] == ["human", "ai", "human", "ai"]
+    assert [c for t, c in pairs if t == "ai"] == [REPLY, REPLY]
     assert state.values["turn"] == 2 and state.next == ()
