@@ -17,7 +17,13 @@ from typing import Annotated, Any, Literal
 from langchain_core.messages import AnyMessage
 from typing_extensions import TypedDict
 
-from graphs.reducers import append_decisions, append_only_messages, keep_risk_raised, one_of, valid_turn
+from graphs.reducers import (
+    append_decisions,
+    append_only_messages,
+    keep_risk_raised,
+    one_of,
+    valid_turn,
+)
 
 IDLE = "idle"  # ``stage`` between turns: nothing is owed to anyone
 

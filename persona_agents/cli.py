@@ -150,9 +150,8 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from pathlib import Path
-
     import sqlite3
+    from pathlib import Path
 
     from persona_agents.chat_cli import check_db_path, default_db, run_chat
 
