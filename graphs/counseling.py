@@ -71,6 +71,7 @@ def build_counseling_graph(
     """
     pack = pack or load_pack(DOMAIN)
     get_model = lazy_model(model)
+    count_tokens = token_counter(model)  # without creating the model: see graphs.limits
 
     def intake(state: CounselingState) -> dict[str, Any]:
         turn = turn_of(state)
@@ -82,7 +83,7 @@ def build_counseling_graph(
             message = new_user_message(
                 state.get("message"),
                 {m.id for m in history},
-                count_tokens=token_counter(get_model()),
+                count_tokens=count_tokens,
                 max_tokens=max_message_tokens,
             )
         except InvalidInputError as exc:

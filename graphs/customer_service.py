@@ -55,6 +55,7 @@ def build_customer_service_graph(
     """The uncompiled review-response graph. ``model`` defaults to the embedded PersonaFuse model."""
     pack = pack or load_pack(DOMAIN)
     get_model = lazy_model(model)
+    count_tokens = token_counter(model)  # without creating the model: see graphs.limits
 
     def intake(state: CustomerServiceState) -> dict[str, Any]:
         turn = turn_of(state)
@@ -63,7 +64,7 @@ def build_customer_service_graph(
             if stage:
                 raise InvalidInputError(WAITING_FOR_APPROVAL if stage == "approval" else UNFINISHED_TURN)
             review = parse_review(state.get("review"), pack)
-            checked_text(review.text, what="review", count_tokens=token_counter(get_model()), max_tokens=max_message_tokens)
+            checked_text(review.text, what="review", count_tokens=count_tokens, max_tokens=max_message_tokens)
         except InvalidInputError as exc:
             return {
                 "review": None,

@@ -279,3 +279,23 @@ def test_non_dict_input_is_repaired_by_finish_unfinished(bad: Any) -> None:
     result = threads.resume(graph, thread, {"message": "I'm here.", "return_to_agent": True})
     assert result["handoff"] == "agent"
     assert threads.send_message(graph, thread, "ok, thank you")["messages"][-1].name == "agent"
+
+
+def test_a_counter_that_fails_falls_back_to_characters() -> None:
+    def broken(text: str) -> list[int]:
+        raise RuntimeError("the model could not be loaded")
+
+    model = GenericFakeChatModel(messages=iter([]), custom_get_token_ids=broken)
+    graph = make_counseling_graph(model, InMemorySaver())
+    _, cfg = new_thread()
+    result = graph.invoke({"message": CRISIS}, cfg)  # a crisis is never refused for want of a tokenizer
+    assert result["__interrupt__"][0].value["type"] == "counselor_escalation"
+
+
+@pytest.mark.integration
+def test_default_model_counts_emoji_in_its_own_tokens() -> None:
+    from graphs.limits import token_counter
+
+    count = token_counter(None)
+    assert count is not None
+    assert count("\U0001f600" * 7000) > 2048 >= count("I had a rough day at work")
