@@ -60,6 +60,7 @@ def main() -> int:
         puts["n"] += 1
         print(f"put {puts['n']} step={metadata.get('step')} source={metadata.get('source')}", file=sys.stderr, flush=True)
         if crash_at == f"put:{puts['n']}":
+            print(f"SIGKILL after put {puts['n']}", file=sys.stderr)
             die()
         return result
 

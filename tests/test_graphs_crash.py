@@ -75,10 +75,12 @@ def test_crisis_turn_survives_kill_9(tmp_path: Path, monkeypatch: pytest.MonkeyP
     db = tmp_path / "c.sqlite"
     crashed = run_driver(db, [CRISIS], crash_at)
     assert crashed.returncode == -signal.SIGKILL, crashed.stderr[-2000:]
+    if crash_at.startswith("put:"):  # killed by the driver, not by anything else
+        assert f"SIGKILL after {crash_at.replace(':', ' ')}" in crashed.stderr, crashed.stderr[-2000:]
     assert "crisis_protocol>" not in crashed.stdout  # killed before the turn was answered
 
     out = restart(db, monkeypatch)  # stdin ends at the counselor's prompt
-    assert "[finished the turn that was interrupted]" in out
+    assert "[finished the turn that was interrupted]" in out, (out, crashed.stderr[-3000:])
     assert "=== ESCALATION: waiting for a human ===" in out and "risk: suicidal_ideation" in out
 
     graph, state = inspect(db)
