@@ -5,10 +5,16 @@
                      --(no risk)---------> route -> generate -> check_output --(blocked, once)--> generate
                                                                              --(ok / fallback)--> respond -> END
 
+Input: ``{"message": "text", "locale": "en-GB"}`` (``CounselingInput``); nothing else a caller
+sends is written to state. Intake validates the message (characters and model tokens) before
+it is appended to the history, and refuses any input while a turn is open: a turn waiting for
+the counselor is answered only by ``Command(resume=...)``, and a turn cut short by a crash goes
+on where it stopped (``graphs.threads.finish_unfinished`` or ``invoke(None, config)``).
+
 A person at risk gets the domain pack's fixed crisis reply (never the model's words) and a
-human counselor through ``interrupt()``; the human's message resumes the thread through
-``Command(resume=...)``. Risk, once raised, stays on the thread, and from then on the agent
-speaks with a calm, warm persona whatever the router says. Every decision is logged in state.
+human counselor through ``interrupt()``; the human's answer (``graphs.answers.CounselorAnswer``)
+resumes the thread. Risk, once raised, stays on the thread, and from then on the agent speaks
+with a calm, warm persona whatever the router says. Every decision is logged in state.
 """
 
 from __future__ import annotations
@@ -16,7 +22,7 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from langchain_core.language_models import BaseChatModel
-from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage
+from langchain_core.messages import AIMessage, HumanMessage
 from langchain_core.runnables import RunnableConfig
 from langgraph.checkpoint.base import BaseCheckpointSaver
 from langgraph.graph import END, START, StateGraph
@@ -27,8 +33,10 @@ from domains.output_check import check_output
 from domains.schema import DomainPack, crisis_reply, load_pack, resolve_locale
 from domains.screening import screen_message
 from domains.text import InvalidInputError
+from graphs.answers import parse_counselor_answer
 from graphs.decisions import decision
-from graphs.inputs import human_text, last_turns
+from graphs.inputs import last_turns, new_user_message
+from graphs.limits import DEFAULT_MAX_MESSAGE_TOKENS, token_counter
 from graphs.model import (
     CRISIS_PERSONA,
     STRICT_PERSONA,
@@ -37,61 +45,86 @@ from graphs.model import (
     lazy_model,
     persona_for,
 )
-from graphs.state import CounselingState, Risk
+from graphs.stages import open_stage, turn_of
+from graphs.state import IDLE, CounselingInput, CounselingState, Risk
 
 DOMAIN = "counseling"
 MAX_DRAFTS = 2  # the first draft and one stricter regeneration
-HISTORY_FOR_SCREENING = 3
 FALLBACK_REPLY = (
     "I want to be careful to get this right. Could you tell me a little more about how you are feeling "
     "right now? Talking things through with someone you trust, or with a professional, can really help too."
 )
+WAITING_FOR_COUNSELOR = (
+    "a human counselor is answering this conversation; the pending question can only be answered "
+    "with Command(resume={'message': ..., 'return_to_agent': true|false})"
+)
+UNFINISHED_TURN = "the previous turn was not finished; it is being finished now: send the message again afterwards"
 
 
-def build_counseling_graph(model: BaseChatModel | None = None, pack: DomainPack | None = None) -> StateGraph:
-    """The uncompiled counseling graph. ``model`` defaults to the embedded PersonaFuse model."""
+def build_counseling_graph(
+    model: BaseChatModel | None = None, pack: DomainPack | None = None, *, max_message_tokens: int = DEFAULT_MAX_MESSAGE_TOKENS
+) -> StateGraph:
+    """The uncompiled counseling graph. ``model`` defaults to the embedded PersonaFuse model.
+
+    ``max_message_tokens`` limits a user message in the model's tokens (when the model can
+    count them offline; see ``graphs.limits``), besides the character limit.
+    """
     pack = pack or load_pack(DOMAIN)
     get_model = lazy_model(model)
+    count_tokens = token_counter(model)  # without creating the model: see graphs.limits
 
     def intake(state: CounselingState) -> dict[str, Any]:
-        turn = state.get("turn", 0) + 1
-        messages = state.get("messages", [])
+        turn = turn_of(state)
+        stage = open_stage(state)
+        history = state.get("messages", [])
         try:
-            text = human_text(messages)
+            if stage:
+                raise InvalidInputError(WAITING_FOR_COUNSELOR if stage == "escalate" else UNFINISHED_TURN)
+            message = new_user_message(
+                state.get("message"),
+                {m.id for m in history},
+                count_tokens=count_tokens,
+                max_tokens=max_message_tokens,
+            )
         except InvalidInputError as exc:
-            # Drop the bad message so the thread stays as it was before this turn.
-            removal = [RemoveMessage(id=messages[-1].id)] if messages and messages[-1].id else []
+            # Nothing of the input reaches the history; the locale goes back to the accepted one.
             return {
-                "messages": removal,
+                "message": None,
+                "locale": state.get("accepted_locale"),
                 "error": str(exc),
-                "decisions": [decision(turn - 1, "intake", "rejected_input", str(exc))],
+                "decisions": [decision(turn, "intake", "rejected_input", str(exc))],
             }
+        locale = resolve_locale(pack, state.get("locale") if isinstance(state.get("locale"), str) else None)
         return {
-            "turn": turn,
+            "message": None,
+            "messages": [message],
+            "locale": locale,
+            "accepted_locale": locale,
+            "turn": turn + 1,
+            "stage": "screen",
             "error": None,
             "crisis_now": False,
             "draft": "",
             "draft_attempts": 0,
             "draft_blocked": False,
-            "messages": [HumanMessage(content=text, id=messages[-1].id)],
-            "locale": resolve_locale(pack, state.get("locale")),
-            "decisions": [decision(turn, "intake", "accepted", f"{len(text)} characters")],
+            "decisions": [decision(turn + 1, "intake", "accepted", f"{len(str(message.content))} characters")],
         }
 
     def screen(state: CounselingState) -> dict[str, Any]:
         turn = state["turn"]
-        messages = state["messages"]
-        text = messages[-1].content
-        earlier = [m.content for m in messages[:-1] if isinstance(m, HumanMessage)][-HISTORY_FOR_SCREENING:]
+        users = [m for m in state["messages"] if isinstance(m, HumanMessage)]
+        text = str(users[-1].content)
+        earlier = [str(m.content) for m in users[:-1]]  # oldest first; screening keeps the last few
+        risk: Risk = dict(state.get("risk") or {"raised": False, "events": []})  # type: ignore[assignment]
         try:
-            result = screen_message(DOMAIN, text, history=earlier[::-1])
+            result = screen_message(DOMAIN, text, history=earlier, prior_risk=bool(risk.get("raised")))
             escalate, category, score, reasons = result.escalate, result.category, result.score, result.reasons
         except Exception as exc:  # fail closed: a broken screen must not let a crisis through
             escalate, category, score, reasons = True, "screening_error", 1.0, [f"screening failed: {exc}"]
-        risk: Risk = dict(state.get("risk") or {"raised": False, "events": []})  # type: ignore[assignment]
         if not escalate:
             return {
                 "crisis_now": False,
+                "stage": "escalate" if state.get("handoff") == "human" else "route",
                 "decisions": [decision(turn, "screen", "no_risk", "; ".join(reasons) or category)],
             }
         events = list(risk.get("events", [])) + [{"turn": turn, "category": category, "score": score, "evidence": reasons}]
@@ -107,29 +140,15 @@ def build_counseling_graph(model: BaseChatModel | None = None, pack: DomainPack 
             "risk": risk,
             "crisis_now": True,
             "handoff": "human",
+            "stage": "crisis_reply",
             "decisions": [decision(turn, "screen", f"crisis:{category}", "; ".join(reasons))],
         }
-
-    def after_intake(state: CounselingState) -> Literal["screen", "escalate", "__end__"]:
-        if not state.get("error"):
-            return "screen"
-        # A rejected input must not drop an escalation still waiting for the counselor: new input
-        # on an interrupted thread discards the pending interrupt, so ask the human again.
-        messages = state.get("messages", [])
-        waiting = state.get("handoff") == "human" and bool(messages) and messages[-1].name != "human_counselor"
-        return "escalate" if waiting else END
-
-    def after_screen(state: CounselingState) -> Literal["crisis_reply", "escalate", "route"]:
-        if state.get("crisis_now"):
-            return "crisis_reply"
-        if state.get("handoff") == "human":
-            return "escalate"
-        return "route"
 
     def crisis_reply_node(state: CounselingState) -> dict[str, Any]:
         reply = crisis_reply(pack, state.get("locale"))
         return {
             "messages": [AIMessage(content=reply, name="crisis_protocol", response_metadata={"author": "crisis_protocol"})],
+            "stage": "escalate",
             "decisions": [decision(state["turn"], "crisis_reply", "sent_fixed_protocol", f"locale {state.get('locale')}")],
         }
 
@@ -146,19 +165,20 @@ def build_counseling_graph(model: BaseChatModel | None = None, pack: DomainPack 
             "last_turns": last_turns(state["messages"], 6),
             "resume_with": {"message": "your reply to the person", "return_to_agent": False},
         }
-        answer = interrupt(payload)
-        message, return_to_agent, problem = _parse_counselor_answer(answer)
-        while problem:  # ask again rather than post an empty or malformed reply
-            answer = interrupt({**payload, "error": problem})
-            message, return_to_agent, problem = _parse_counselor_answer(answer)
-        handoff = "agent" if return_to_agent else "human"
+        question = payload
+        while True:  # ask again rather than post an empty or malformed reply
+            try:
+                answer = parse_counselor_answer(interrupt(question))
+                break
+            except InvalidInputError as exc:
+                question = {**payload, "error": str(exc)}
+        handoff = "agent" if answer.return_to_agent else "human"
         return {
             "error": None,  # an input rejected while the human was being asked is behind us
-            "messages": [AIMessage(content=message, name="human_counselor", response_metadata={"author": "human_counselor"})],
+            "messages": [AIMessage(content=answer.message, name="human_counselor", response_metadata={"author": "human_counselor"})],
             "handoff": handoff,
-            "decisions": [
-                decision(state["turn"], "escalate", "human_replied", f"next turn answered by the {handoff}")
-            ],
+            "stage": IDLE,
+            "decisions": [decision(state["turn"], "escalate", "human_replied", f"next turn answered by the {handoff}")],
         }
 
     def route(state: CounselingState) -> dict[str, Any]:
@@ -169,7 +189,7 @@ def build_counseling_graph(model: BaseChatModel | None = None, pack: DomainPack 
         else:
             persona = persona_for(get_model(), state["messages"])
             reason = f"router: {', '.join(persona['top_traits'])}" if persona["top_traits"] else "model has no persona experts"
-        return {"persona": persona, "decisions": [decision(turn, "route", persona["source"], reason)]}
+        return {"persona": persona, "stage": "generate", "decisions": [decision(turn, "route", persona["source"], reason)]}
 
     def generate_node(state: CounselingState, config: RunnableConfig) -> dict[str, Any]:
         attempts = state.get("draft_attempts", 0) + 1
@@ -181,22 +201,24 @@ def build_counseling_graph(model: BaseChatModel | None = None, pack: DomainPack 
             "draft": str(draft.content),
             "draft_attempts": attempts,
             "persona": persona,
+            "stage": "check_output",
             "decisions": [decision(state["turn"], "generate", "strict_draft" if strict else "draft", f"attempt {attempts}")],
         }
 
     def check(state: CounselingState) -> dict[str, Any]:
         result = check_output(DOMAIN, state["draft"] or " ")
         if not result.block:
-            return {"draft_blocked": False, "decisions": [decision(state["turn"], "check_output", "allowed", "no rule matched")]}
+            return {
+                "draft_blocked": False,
+                "stage": "respond",
+                "decisions": [decision(state["turn"], "check_output", "allowed", "no rule matched")],
+            }
+        again = state.get("draft_attempts", 0) < MAX_DRAFTS
         return {
             "draft_blocked": True,
+            "stage": "generate" if again else "respond",
             "decisions": [decision(state["turn"], "check_output", f"blocked:{result.category}", "; ".join(result.reasons))],
         }
-
-    def after_check(state: CounselingState) -> Literal["generate", "respond"]:
-        if state.get("draft_blocked") and state.get("draft_attempts", 0) < MAX_DRAFTS:
-            return "generate"
-        return "respond"
 
     def respond(state: CounselingState) -> dict[str, Any]:
         blocked = state.get("draft_blocked", False)
@@ -210,13 +232,26 @@ def build_counseling_graph(model: BaseChatModel | None = None, pack: DomainPack 
                     response_metadata={"author": "fallback" if blocked else "agent", "persona": dict(persona)},
                 )
             ],
+            "stage": IDLE,
             "decisions": [
                 decision(state["turn"], "respond", "fallback" if blocked else "sent_draft",
                          "draft blocked twice" if blocked else "draft passed the output check")
             ],
         }
 
-    builder = StateGraph(CounselingState)
+    # Routers follow the stage the node just recorded, so a restart takes the same path.
+    def after_intake(state: CounselingState) -> Literal[
+        "screen", "crisis_reply", "escalate", "route", "generate", "check_output", "respond", "__end__"
+    ]:
+        return open_stage(state) or END  # type: ignore[return-value]
+
+    def after_screen(state: CounselingState) -> Literal["crisis_reply", "escalate", "route"]:
+        return state["stage"]  # type: ignore[return-value]
+
+    def after_check(state: CounselingState) -> Literal["generate", "respond"]:
+        return state["stage"]  # type: ignore[return-value]
+
+    builder = StateGraph(CounselingState, input_schema=CounselingInput)
     builder.add_node("intake", intake)
     builder.add_node("screen", screen)
     builder.add_node("crisis_reply", crisis_reply_node)
@@ -226,7 +261,7 @@ def build_counseling_graph(model: BaseChatModel | None = None, pack: DomainPack 
     builder.add_node("check_output", check)
     builder.add_node("respond", respond)
     builder.add_edge(START, "intake")
-    builder.add_conditional_edges("intake", after_intake)
+    builder.add_conditional_edges("intake", after_intake)  # a new turn, or back into the open one
     builder.add_conditional_edges("screen", after_screen)
     builder.add_edge("crisis_reply", "escalate")
     builder.add_edge("escalate", END)
@@ -237,24 +272,16 @@ def build_counseling_graph(model: BaseChatModel | None = None, pack: DomainPack 
     return builder
 
 
-def _parse_counselor_answer(answer: Any) -> tuple[str, bool, str | None]:
-    """(message, return_to_agent, problem) from a resume value: a string or a dict."""
-    if isinstance(answer, str):
-        message, return_to_agent = answer, False
-    elif isinstance(answer, dict):
-        message, return_to_agent = answer.get("message", ""), bool(answer.get("return_to_agent", False))
-    else:
-        return "", False, f"resume with a string or {{'message': ..., 'return_to_agent': bool}}, got {type(answer).__name__}"
-    if not isinstance(message, str) or not message.strip():
-        return "", False, "the counselor's message is empty"
-    return message.strip(), return_to_agent, None
-
-
 def make_counseling_graph(
-    model: BaseChatModel | None = None, checkpointer: BaseCheckpointSaver | None = None, pack: DomainPack | None = None
+    model: BaseChatModel | None = None,
+    checkpointer: BaseCheckpointSaver | None = None,
+    pack: DomainPack | None = None,
+    *,
+    max_message_tokens: int = DEFAULT_MAX_MESSAGE_TOKENS,
 ) -> CompiledStateGraph:
     """The counseling agent for apps: your model (default PersonaFuse) and your checkpointer."""
-    return build_counseling_graph(model, pack).compile(checkpointer=checkpointer, name="counseling")
+    builder = build_counseling_graph(model, pack, max_message_tokens=max_message_tokens)
+    return builder.compile(checkpointer=checkpointer, name="counseling")
 
 
 builder = build_counseling_graph()

@@ -4,10 +4,15 @@
                                                        --(clean)------------------------------------> finalize -> END
 
 Input: ``{"review": {"text", "rating", "product", "business", "channel", "locale"}}`` (a dict
-or a JSON string). A review that reports an injury, a health problem, a legal threat,
-discrimination, harassment by staff or a data leak is escalated; so is any draft the policy
-check flags (unauthorised compensation, admissions of liability, personal data, abuse).
-A human approves, edits or rejects through ``interrupt()`` / ``Command(resume=...)``.
+or a JSON string; ``CustomerServiceInput``); nothing else a caller sends is written to state.
+Intake consumes the review (``review`` is empty again afterwards; the validated one is
+``accepted_review``), so an input without a new review publishes nothing. While a turn is open
+(a draft waiting for approval, or a turn cut short by a crash) new reviews are refused.
+
+A review that reports an injury, a health problem, a legal threat, discrimination, harassment
+by staff or a data leak is escalated; so is any draft the policy check flags (unauthorised
+compensation, admissions of liability, personal data, abuse). A human approves, edits or
+rejects through ``interrupt()`` / ``Command(resume=...)`` (``graphs.answers.ApprovalAnswer``).
 """
 
 from __future__ import annotations
@@ -26,46 +31,62 @@ from domains.output_check import check_output
 from domains.reviews import analyse_review
 from domains.schema import DomainPack, load_pack
 from domains.text import InvalidInputError
+from graphs.answers import ACTIONS, parse_approval
 from graphs.decisions import decision
+from graphs.inputs import checked_text
+from graphs.limits import DEFAULT_MAX_MESSAGE_TOKENS, token_counter
 from graphs.model import generate, lazy_model, persona_for
 from graphs.review_input import ReviewInput, parse_review, review_context
-from graphs.state import CustomerServiceState
+from graphs.stages import open_stage, turn_of
+from graphs.state import IDLE, CustomerServiceInput, CustomerServiceState
 
 DOMAIN = "customer_service"
-ACTIONS = ("approve", "edit", "reject")
+__all__ = ["ACTIONS", "build_customer_service_graph", "make_customer_service_graph"]
+WAITING_FOR_APPROVAL = (
+    "a human is reviewing the reply to the previous review; answer with "
+    "Command(resume={'action': 'approve'|'edit'|'reject', 'reply': ...}) before sending a new review"
+)
+UNFINISHED_TURN = "the previous review's turn was not finished; it is being finished now: send the review again afterwards"
 
 
-def build_customer_service_graph(model: BaseChatModel | None = None, pack: DomainPack | None = None) -> StateGraph:
+def build_customer_service_graph(
+    model: BaseChatModel | None = None, pack: DomainPack | None = None, *, max_message_tokens: int = DEFAULT_MAX_MESSAGE_TOKENS
+) -> StateGraph:
     """The uncompiled review-response graph. ``model`` defaults to the embedded PersonaFuse model."""
     pack = pack or load_pack(DOMAIN)
     get_model = lazy_model(model)
+    count_tokens = token_counter(model)  # without creating the model: see graphs.limits
 
     def intake(state: CustomerServiceState) -> dict[str, Any]:
-        turn = state.get("turn", 0) + 1
+        turn = turn_of(state)
+        stage = open_stage(state)
         try:
+            if stage:
+                raise InvalidInputError(WAITING_FOR_APPROVAL if stage == "approval" else UNFINISHED_TURN)
             review = parse_review(state.get("review"), pack)
+            checked_text(review.text, what="review", count_tokens=count_tokens, max_tokens=max_message_tokens)
         except InvalidInputError as exc:
-            # The input already overwrote "review": put the last accepted review back.
             return {
-                "review": state.get("accepted_review"),
+                "review": None,
                 "error": str(exc),
-                "decisions": [decision(turn - 1, "intake", "rejected_input", str(exc))],
+                "decisions": [decision(turn, "intake", "rejected_input", str(exc))],
             }
         return {
-            "turn": turn,
-            "error": None,
-            "review": review.model_dump(),
+            "review": None,  # consumed: an input without a new review finds nothing to answer
             "accepted_review": review.model_dump(),
+            "turn": turn + 1,
+            "stage": "analyse",
+            "error": None,
             "draft": "",
             "check": {},
             "approval": {},
             "final_reply": "",
             "messages": [HumanMessage(content=review.as_message())],
-            "decisions": [decision(turn, "intake", "accepted", f"rating {review.rating}, locale {review.locale}")],
+            "decisions": [decision(turn + 1, "intake", "accepted", f"rating {review.rating}, locale {review.locale}")],
         }
 
     def analyse(state: CustomerServiceState) -> dict[str, Any]:
-        review = ReviewInput.model_validate(state["review"])
+        review = ReviewInput.model_validate(state["accepted_review"])
         try:
             analysis = analyse_review(review.text, review.rating).model_dump()
             screen = analysis["screen"]
@@ -74,60 +95,66 @@ def build_customer_service_graph(model: BaseChatModel | None = None, pack: Domai
             analysis = {"sentiment": "neutral", "aspects": [], "screen": screen}
         what = f"escalate:{screen['category']}" if screen["escalate"] else "respond"
         reason = "; ".join(screen["reasons"]) or f"sentiment {analysis['sentiment']}"
-        return {"analysis": analysis, "escalated": screen["escalate"], "decisions": [decision(state["turn"], "analyse", what, reason)]}
+        return {
+            "analysis": analysis,
+            "escalated": screen["escalate"],
+            "stage": "route",
+            "decisions": [decision(state["turn"], "analyse", what, reason)],
+        }
 
     def route(state: CustomerServiceState) -> dict[str, Any]:
         persona = persona_for(get_model(), [state["messages"][-1]])
         reason = f"router: {', '.join(persona['top_traits'])}" if persona["top_traits"] else "model has no persona experts"
-        return {"persona": persona, "decisions": [decision(state["turn"], "route", persona["source"], reason)]}
+        return {"persona": persona, "stage": "draft", "decisions": [decision(state["turn"], "route", persona["source"], reason)]}
 
     def draft(state: CustomerServiceState, config: RunnableConfig) -> dict[str, Any]:
-        review = ReviewInput.model_validate(state["review"])
+        review = ReviewInput.model_validate(state["accepted_review"])
         system = f"{pack.prompts.persona}\n\n{review_context(review)}"
         reply = generate(get_model(), system, [HumanMessage(review.text)], state["persona"], config)
-        return {"draft": str(reply.content), "decisions": [decision(state["turn"], "draft", "drafted", f"{len(str(reply.content))} characters")]}
+        return {
+            "draft": str(reply.content),
+            "stage": "policy_check",
+            "decisions": [decision(state["turn"], "draft", "drafted", f"{len(str(reply.content))} characters")],
+        }
 
     def policy_check(state: CustomerServiceState) -> dict[str, Any]:
         result = check_output(DOMAIN, state["draft"] or " ").model_dump()
         what = f"blocked:{result['category']}" if result["block"] else "allowed"
-        return {"check": result, "decisions": [decision(state["turn"], "policy_check", what, "; ".join(result["reasons"]) or "no rule matched")]}
-
-    def after_intake(state: CustomerServiceState) -> Literal["analyse", "approval", "__end__"]:
-        if not state.get("error"):
-            return "analyse"
-        # A rejected input must not drop a draft still waiting for approval: new input on an
-        # interrupted thread discards the pending interrupt, so ask the human again.
-        check = state.get("check") or {}
-        waiting = bool(check) and not state.get("final_reply") and bool(state.get("escalated") or check.get("block"))
-        return "approval" if waiting else END
-
-    def after_check(state: CustomerServiceState) -> Literal["approval", "finalize"]:
-        return "approval" if state.get("escalated") or state["check"].get("block") else "finalize"
+        needs_human = bool(state.get("escalated") or result["block"])
+        return {
+            "check": result,
+            "stage": "approval" if needs_human else "finalize",
+            "decisions": [decision(state["turn"], "policy_check", what, "; ".join(result["reasons"]) or "no rule matched")],
+        }
 
     def approval(state: CustomerServiceState) -> dict[str, Any]:
         payload = {
             "type": "review_approval",
             "turn": state["turn"],
-            "review": state["review"],
+            "review": state["accepted_review"],
             "analysis": state["analysis"],
             "draft": state["draft"],
             "policy_check": state["check"],
             "suggested_holding_reply": pack.escalation_reply,
             "resume_with": {"action": "approve | edit | reject", "reply": "the reply to publish (for edit)"},
         }
-        answer = interrupt(payload)
-        action, reply, problem = _parse_approval(answer, state)
-        while problem:
-            answer = interrupt({**payload, "error": problem})
-            action, reply, problem = _parse_approval(answer, state)
-        if action == "reject":
-            reply = pack.escalation_reply or ""
-        human_check = check_output(DOMAIN, reply).model_dump() if action == "edit" else None
+        question = payload
+        while True:  # ask again rather than publish a malformed or refused answer
+            try:
+                answer = parse_approval(interrupt(question))
+                if answer.action == "approve" and state["check"].get("block"):
+                    raise InvalidInputError("the draft failed the policy check; edit it or reject it")
+                break
+            except InvalidInputError as exc:
+                question = {**payload, "error": str(exc)}
+        reply = {"approve": state["draft"], "edit": answer.reply or "", "reject": pack.escalation_reply or ""}[answer.action]
+        human_check = check_output(DOMAIN, reply).model_dump() if answer.action == "edit" else None
         note = f"; policy check on the human's text: {'blocked' if human_check['block'] else 'clean'}" if human_check else ""
         return {
             "error": None,  # an input rejected while the human was being asked is behind us
-            "approval": {"action": action, "reply": reply, "policy_check_of_edit": human_check},
-            "decisions": [decision(state["turn"], "approval", action, f"human decision{note}")],
+            "approval": {"action": answer.action, "reply": reply, "policy_check_of_edit": human_check},
+            "stage": "finalize",
+            "decisions": [decision(state["turn"], "approval", answer.action, f"human decision{note}")],
         }
 
     def finalize(state: CustomerServiceState) -> dict[str, Any]:
@@ -136,11 +163,21 @@ def build_customer_service_graph(model: BaseChatModel | None = None, pack: Domai
         author = "human_approved" if approval_result else "agent"
         return {
             "final_reply": text,
+            "stage": IDLE,
             "messages": [AIMessage(content=text, name="agent", response_metadata={"author": author, "persona": dict(state.get("persona") or {})})],
             "decisions": [decision(state["turn"], "finalize", "published", author)],
         }
 
-    builder = StateGraph(CustomerServiceState)
+    # Routers follow the stage the node just recorded, so a restart takes the same path.
+    def after_intake(state: CustomerServiceState) -> Literal[
+        "analyse", "route", "draft", "policy_check", "approval", "finalize", "__end__"
+    ]:
+        return open_stage(state) or END  # type: ignore[return-value]
+
+    def after_check(state: CustomerServiceState) -> Literal["approval", "finalize"]:
+        return state["stage"]  # type: ignore[return-value]
+
+    builder = StateGraph(CustomerServiceState, input_schema=CustomerServiceInput)
     builder.add_node("intake", intake)
     builder.add_node("analyse", analyse)
     builder.add_node("route", route)
@@ -149,7 +186,7 @@ def build_customer_service_graph(model: BaseChatModel | None = None, pack: Domai
     builder.add_node("approval", approval)
     builder.add_node("finalize", finalize)
     builder.add_edge(START, "intake")
-    builder.add_conditional_edges("intake", after_intake)
+    builder.add_conditional_edges("intake", after_intake)  # a new turn, or back into the open one
     builder.add_edge("analyse", "route")
     builder.add_edge("route", "draft")
     builder.add_edge("draft", "policy_check")
@@ -159,30 +196,16 @@ def build_customer_service_graph(model: BaseChatModel | None = None, pack: Domai
     return builder
 
 
-def _parse_approval(answer: Any, state: CustomerServiceState) -> tuple[str, str, str | None]:
-    """(action, reply, problem) from a resume value: 'approve', 'reject', an edited reply, or a dict."""
-    if isinstance(answer, str):
-        answer = {"action": answer} if answer in ACTIONS else {"action": "edit", "reply": answer}
-    if not isinstance(answer, dict):
-        return "", "", f"resume with {{'action': 'approve'|'edit'|'reject', 'reply': ...}}, got {type(answer).__name__}"
-    action = answer.get("action")
-    if action not in ACTIONS:
-        return "", "", f"unknown action {action!r}; use approve, edit or reject"
-    if action == "approve":
-        if state["check"].get("block"):
-            return "", "", "the draft failed the policy check; edit it or reject it"
-        return action, state["draft"], None
-    reply = answer.get("reply", "")
-    if action == "edit" and (not isinstance(reply, str) or not reply.strip()):
-        return "", "", "an edit needs a non-empty 'reply'"
-    return action, reply.strip() if isinstance(reply, str) else "", None
-
-
 def make_customer_service_graph(
-    model: BaseChatModel | None = None, checkpointer: BaseCheckpointSaver | None = None, pack: DomainPack | None = None
+    model: BaseChatModel | None = None,
+    checkpointer: BaseCheckpointSaver | None = None,
+    pack: DomainPack | None = None,
+    *,
+    max_message_tokens: int = DEFAULT_MAX_MESSAGE_TOKENS,
 ) -> CompiledStateGraph:
     """The review-response agent for apps: your model (default PersonaFuse) and your checkpointer."""
-    return build_customer_service_graph(model, pack).compile(checkpointer=checkpointer, name="customer_service")
+    builder = build_customer_service_graph(model, pack, max_message_tokens=max_message_tokens)
+    return builder.compile(checkpointer=checkpointer, name="customer_service")
 
 
 builder = build_customer_service_graph()

@@ -1,7 +1,10 @@
 """``persona-agents chat``: an interactive session with an agent, persisted in SQLite.
 
-Kill the process at any point; the same ``--thread`` resumes with nothing lost, including an
-escalation that is still waiting for the human.
+Kill the process at any point; the same ``--thread`` resumes with nothing lost: a turn the
+checkpoint shows as started but not finished is finished first (screened, answered or handed
+to the human), and an escalation still waiting for the human is asked again. Every call goes
+through ``graphs.threads``, which validates it and serialises writers on the thread, also
+across processes sharing the database file.
 """
 
 from __future__ import annotations
@@ -13,15 +16,34 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from langgraph.checkpoint.sqlite import SqliteSaver
-from langgraph.types import Command
 
+from domains.text import InvalidInputError
+from graphs import threads
 from persona_agents.config import home_dir
 
 DOMAINS = ("counseling", "customer_service")
+_SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def default_db() -> Path:
     return home_dir() / "chat.sqlite"
+
+
+def check_db_path(db: Path) -> Path:
+    """A usable SQLite file path: not a folder, and an existing file must be a SQLite database."""
+    if db.is_dir():
+        raise ValueError(f"--db {db} is a folder; give a file such as {db / 'chat.sqlite'}")
+    if db.exists():
+        try:
+            with open(db, "rb") as handle:
+                header = handle.read(len(_SQLITE_HEADER))
+        except OSError as exc:
+            raise ValueError(f"--db {db} cannot be read: {exc.strerror}") from None
+        if header and header != _SQLITE_HEADER:
+            raise ValueError(f"--db {db} is not a SQLite database")
+    elif db.parent.exists() and not db.parent.is_dir():
+        raise ValueError(f"--db {db}: {db.parent} is not a folder")
+    return db
 
 
 def build_agent(domain: str, saver: SqliteSaver) -> Any:
@@ -34,17 +56,14 @@ def build_agent(domain: str, saver: SqliteSaver) -> Any:
     return make_customer_service_graph(checkpointer=saver)
 
 
-def user_input(domain: str, line: str) -> dict[str, Any]:
+def send_line(domain: str, agent: Any, thread: str, line: str) -> dict[str, Any]:
     if domain == "counseling":
-        return {"messages": [{"role": "user", "content": line}]}
+        return threads.send_message(agent, thread, line)
     # a review: a JSON object, or plain text without a rating
-    return {"review": line if line.lstrip().startswith("{") else {"text": line}}
+    return threads.send_review(agent, thread, line if line.lstrip().startswith("{") else {"text": line})
 
 
 def _print_turn(result: dict[str, Any], out: TextIO) -> None:
-    if result.get("error"):
-        print(f"! input rejected: {result['error']}", file=out)
-        return
     persona = result.get("persona") or {}
     if persona.get("top_traits"):
         print(f"  [persona: {', '.join(persona['top_traits'])} ({persona.get('source')})]", file=out)
@@ -71,18 +90,29 @@ def _ask_operator(domain: str, payload: dict[str, Any], read: Any, out: TextIO) 
         for reason in payload.get("evidence", [])[:3]:
             print(f"  evidence: {reason}", file=out)
         message = read("counselor (you, as the human)> ")
-        back = read("hand the conversation back to the agent? [y/N]> ").strip().lower() == "y"
+        back = read("hand the conversation back to the agent? [y/N]> ").strip().lower() in {"y", "yes"}
         return {"message": message, "return_to_agent": back}
     print(f"  category: {payload['analysis']['screen']['category']}; policy check: {payload['policy_check']}", file=out)
     print(f"  draft: {payload['draft']}", file=out)
     action = read("action [approve/edit/reject]> ").strip().lower()
-    reply = read("reply to publish> ") if action == "edit" else ""
-    return {"action": action, "reply": reply}
+    if action == "edit":
+        return {"action": action, "reply": read("reply to publish> ")}
+    return {"action": action}
+
+
+def _show(result: dict[str, Any] | None, out: TextIO) -> None:
+    if not result:
+        return
+    _print_turn(result, out)
+    reply = _last_reply(result)
+    if reply:
+        print(reply, file=out, flush=True)
 
 
 def run_chat(domain: str, thread: str, db: Path, *, show_history: bool = True, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
     if domain not in DOMAINS:
         raise ValueError(f"unknown domain {domain!r}; use {' or '.join(DOMAINS)}")
+    check_db_path(db)
     db.parent.mkdir(parents=True, exist_ok=True)
 
     def read(prompt: str) -> str:
@@ -95,29 +125,31 @@ def run_chat(domain: str, thread: str, db: Path, *, show_history: bool = True, s
     with sqlite3.connect(str(db), check_same_thread=False) as connection:
         agent = build_agent(domain, SqliteSaver(connection))
         config = {"configurable": {"thread_id": thread}}
-        state = agent.get_state(config)
-        history = state.values.get("messages", [])
+        history = agent.get_state(config).values.get("messages", [])
         print(f"{domain} agent, thread {thread!r} in {db} ({len(history)} messages so far). Ctrl-D to leave.", file=out)
         if show_history:
             for message in history:
                 who = "you" if message.type == "human" else (message.name or "agent")
                 print(f"{who}> {message.content}", file=out)
+        finished = threads.finish_unfinished(agent, thread)  # a turn a crash cut short
+        if finished is not None:
+            print("  [finished the turn that was interrupted]", file=out)
+            _show(finished, out)
         try:
-            pending = [i.value for i in state.interrupts] if state.interrupts else []
             while True:
-                if pending:
-                    answer = _ask_operator(domain, pending[0], read, out)
-                    result = agent.invoke(Command(resume=answer), config)
-                else:
-                    line = read("you> ")
-                    if line.strip() in {"/quit", "/exit"}:
-                        break
-                    result = agent.invoke(user_input(domain, line), config)
-                _print_turn(result, out)
-                reply = _last_reply(result)
-                if reply and not result.get("error"):
-                    print(reply, file=out, flush=True)
-                pending = [i.value for i in result.get("__interrupt__", [])]
+                pending = threads.pending_question(agent, thread)
+                try:
+                    if pending is not None:
+                        result = threads.resume(agent, thread, _ask_operator(domain, pending, read, out))
+                    else:
+                        line = read("you> ")
+                        if line.strip() in {"/quit", "/exit"}:
+                            break
+                        result = send_line(domain, agent, thread, line)
+                except InvalidInputError as exc:
+                    print(f"! {'answer' if pending is not None else 'input'} rejected: {exc}", file=out)
+                    continue
+                _show(result, out)
         except (EOFError, KeyboardInterrupt):
             print("", file=out)
     return 0

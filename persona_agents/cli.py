@@ -14,9 +14,33 @@ EXIT_BAD_INPUT = 2
 
 
 def _engine_config(args: argparse.Namespace) -> Any:
+    """The engine settings, with the device checked before any model loads."""
     from persona_agents.config import EngineConfig
 
-    return EngineConfig.from_env(base_model=args.base_model, bundle=args.bundle, device=args.device, dtype=args.dtype)
+    config = EngineConfig.from_env(base_model=args.base_model, bundle=args.bundle, device=args.device, dtype=args.dtype)
+    try:
+        config.resolved_device()
+    except RuntimeError as exc:  # e.g. --device cuda on a machine without a GPU
+        raise ValueError(f"--device: {exc}") from None
+    return config
+
+
+def _persona_weights(raw: str | None) -> Any:
+    """``--weights``: None, "base" (no experts), a name->weight object or a list of ten numbers."""
+    from persona_agents.traits import PersonaWeights
+
+    if raw is None:
+        return None
+    weights = json.loads(raw)
+    if weights == "base":
+        return weights
+    if not isinstance(weights, (dict, list)):
+        raise ValueError(f"--weights must be a JSON object of expert weights, a list of ten numbers or \"base\", got {raw!r}")
+    try:
+        PersonaWeights.coerce(weights)
+    except (TypeError, KeyError) as exc:
+        raise ValueError(f"--weights: {exc}") from None
+    return weights
 
 
 def _add_engine_options(parser: argparse.ArgumentParser) -> None:
@@ -36,17 +60,15 @@ def _weights_bar(weights: dict[str, float], width: int = 20) -> str:
 
 def cmd_generate(args: argparse.Namespace) -> int:
     from persona_agents.messages import to_turns
-    from persona_agents.traits import PersonaWeights
 
     # check the input before importing torch and loading the model, so bad input fails fast
     to_turns(args.message)
-    weights = json.loads(args.weights) if args.weights else None
-    if weights is not None and weights != "base":  # "base": the base model without experts
-        PersonaWeights.coerce(weights)
+    weights = _persona_weights(args.weights)
+    config = _engine_config(args)
     from persona_agents.engine import GenerationParams, PersonaFuseEngine
 
     params = GenerationParams(max_new_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
-    engine = PersonaFuseEngine.load(_engine_config(args))
+    engine = PersonaFuseEngine.load(config)
     generation = engine.generate(args.message, persona_weights=weights, params=params)
     if args.json:
         out = generation.as_dict()
@@ -128,11 +150,16 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
+    import sqlite3
     from pathlib import Path
 
-    from persona_agents.chat_cli import default_db, run_chat
+    from persona_agents.chat_cli import check_db_path, default_db, run_chat
 
-    return run_chat(args.domain, args.thread, Path(args.db) if args.db else default_db(), show_history=not args.quiet)
+    db = check_db_path(Path(args.db) if args.db else default_db())
+    try:
+        return run_chat(args.domain, args.thread, db, show_history=not args.quiet)
+    except sqlite3.DatabaseError as exc:  # a damaged file that still starts like a database
+        raise ValueError(f"--db {db}: {exc}") from None
 
 
 def cmd_screen(args: argparse.Namespace) -> int:

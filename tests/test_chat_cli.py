@@ -90,14 +90,14 @@ def test_pending_escalation_survives_a_restart(tmp_path: Path, replies: Replies)
 def test_empty_operator_answer_is_refused_and_asked_again(tmp_path: Path, replies: Replies) -> None:
     out = chat("counseling", tmp_path / "c.sqlite", [CRISIS, "", "n", COUNSELOR, "n"])
     assert out.count("=== ESCALATION") == 2
-    assert "(previous answer refused: the counselor's message is empty)" in out
+    assert "! answer rejected: message: the counselor's message is empty or whitespace only" in out
     assert f"human_counselor> {COUNSELOR}" in out
 
 
 def test_normal_turn_and_rejected_input(tmp_path: Path, replies: Replies) -> None:
     replies.replies = ["That sounds like a long day. What happened?"]
     out = chat("counseling", tmp_path / "c.sqlite", ["   ", "I had a rough day at work"])
-    assert "! input rejected: user text is empty or whitespace only" in out
+    assert "! input rejected: the message is empty or whitespace only" in out
     assert "agent> That sounds like a long day. What happened?" in out
     assert replies.calls == 1
 
@@ -108,7 +108,7 @@ def test_customer_service_flagged_draft_needs_an_edit(tmp_path: Path, replies: R
     edited = "Sorry about the wait. Please contact us so we can make it right."
     out = chat("customer_service", tmp_path / "cs.sqlite", [review, "approve", "edit", edited])
     assert "policy check: {'block': True, 'category': 'unauthorised_compensation'" in out
-    assert "(previous answer refused: the draft failed the policy check; edit it or reject it)" in out
+    assert "! answer rejected: the draft failed the policy check; edit it or reject it" in out
     assert f"agent> {edited}" in out
     assert "agent> We will refund" not in out
 
@@ -153,3 +153,65 @@ def test_check_output_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
     assert result["block"] is True and result["category"] == "medication_advice"
     assert run_check_output("customer_service", "Thanks for visiting!", True) == 0
     assert json.loads(capsys.readouterr().out) == {"block": False, "category": "ok", "reasons": [], "layer": "none"}
+
+
+# --- argument validation (issue 13): clear errors, no tracebacks -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["generate", "--message", "hi", "--weights", "5"], "--weights must be a JSON object"),
+        (["generate", "--message", "hi", "--weights", '"calm"'], "--weights must be a JSON object"),
+        (["generate", "--message", "hi", "--weights", "[1, 2]"], "10 values"),
+        (["generate", "--message", "hi", "--weights", "{not json"], "Expecting"),
+        (["generate", "--message", "hi", "--device", "cuda"], "--device"),
+        (["generate", "--message", "hi", "--device", "tpu"], "unknown device"),
+    ],
+)
+def test_generate_arguments_are_checked_before_loading(argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]) -> None:
+    import torch
+
+    from persona_agents.cli import EXIT_BAD_INPUT, main
+
+    if "cuda" in argv and torch.cuda.is_available():
+        pytest.skip("this machine has a GPU")
+    assert main(argv) == EXIT_BAD_INPUT
+    err = capsys.readouterr().err
+    assert err.startswith("persona-agents: error:") and expected in err
+    assert "Traceback" not in err
+
+
+def test_chat_db_must_be_a_sqlite_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from persona_agents.cli import EXIT_BAD_INPUT, main
+
+    text_file = tmp_path / "notes.txt"
+    text_file.write_text("hello, not a database\n")
+    damaged = tmp_path / "damaged.sqlite"
+    damaged.write_bytes(b"SQLite format 3\x00" + b"\xff" * 200)
+    for db, expected in ((tmp_path, "is a folder"), (text_file, "is not a SQLite database"), (damaged, "--db")):
+        assert main(["chat", "--domain", "counseling", "--db", str(db)]) == EXIT_BAD_INPUT
+        err = capsys.readouterr().err
+        assert err.startswith("persona-agents: error:") and expected in err, err
+    assert text_file.read_text() == "hello, not a database\n"  # left alone
+
+
+def test_chat_finishes_a_turn_left_unfinished(tmp_path: Path, replies: Replies) -> None:
+    """A crash left the turn after screening: the restart finishes it before asking for input."""
+    import sqlite3 as sqlite
+
+    from langgraph.checkpoint.sqlite import SqliteSaver
+
+    from graphs.counseling import build_counseling_graph
+
+    db = tmp_path / "c.sqlite"
+    with sqlite.connect(str(db), check_same_thread=False) as connection:
+        builder = build_counseling_graph(GenericFakeChatModel(messages=iter([])))
+        stopped = builder.compile(checkpointer=SqliteSaver(connection), interrupt_before=["generate"])
+        stopped.invoke({"message": "I had a rough day at work"}, {"configurable": {"thread_id": "t1"}})
+    replies.replies = ["That sounds tiring. What happened?"]
+    out = chat("counseling", db, [])
+    assert "[finished the turn that was interrupted]" in out
+    assert "agent> That sounds tiring. What happened?" in out
+    assert replies.calls == 1
+    assert "(1 messages so far)" in out

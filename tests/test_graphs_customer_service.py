@@ -53,7 +53,8 @@ def test_clean_five_star_review_is_published_without_a_human() -> None:
     assert result["escalated"] is False
     assert result["check"]["block"] is False
     assert result["analysis"]["sentiment"] == "positive"
-    assert result["review"]["locale"] == PACK.default_locale
+    assert result["accepted_review"]["locale"] == PACK.default_locale
+    assert result["review"] is None  # the input is consumed
     assert decisions(result, 1) == [
         ("intake", "accepted"),
         ("analyse", "respond"),
@@ -72,7 +73,7 @@ def test_review_as_a_json_string_is_accepted() -> None:
     graph, _ = build(THANKS)
     result = graph.invoke({"review": json.dumps(GOOD)}, config())
     assert result["final_reply"] == THANKS
-    assert result["review"]["rating"] == 5
+    assert result["accepted_review"]["rating"] == 5
 
 
 def escalated_injury(graph: Any, cfg: dict[str, Any]) -> dict[str, Any]:
@@ -141,6 +142,8 @@ def test_refund_promise_is_flagged_and_cannot_be_approved() -> None:
     assert result.get("final_reply") == ""
     result = graph.invoke(Command(resume={"action": "edit", "reply": ""}), cfg)
     assert "non-empty" in result["__interrupt__"][0].value["error"]
+    result = graph.invoke(Command(resume="Approve this"), cfg)  # a stray string is never published
+    assert "unknown action" in result["__interrupt__"][0].value["error"]
     result = graph.invoke(Command(resume={"action": "publish"}), cfg)
     assert "unknown action" in result["__interrupt__"][0].value["error"]
     result = graph.invoke(Command(resume={"action": "edit", "reply": "Sorry for the wait. Please contact us so we can help."}), cfg)
@@ -180,7 +183,7 @@ def test_bad_review_is_rejected_and_the_thread_is_unchanged(review: Any, expecte
     assert isinstance(result["error"], str) and expected in result["error"]
     assert result["decisions"][-1]["decision"] == "rejected_input"
     after = graph.get_state(cfg).values
-    for key in ("messages", "turn", "final_reply", "draft", "analysis", "check", "approval", "review"):
+    for key in ("messages", "turn", "final_reply", "draft", "analysis", "check", "approval", "accepted_review"):
         assert after[key] == before[key], key
     assert graph.get_state(cfg).next == ()
     assert canned.calls == 1
@@ -192,15 +195,15 @@ def test_bad_review_is_rejected_and_the_thread_is_unchanged(review: Any, expecte
 def test_unknown_locale_gets_a_sensible_default(locale: Any) -> None:
     graph, _ = build(THANKS)
     result = graph.invoke({"review": {**GOOD, "locale": locale}}, config())
-    assert result["review"]["locale"] == resolve_locale(PACK, locale)
-    assert result["review"]["locale"] in {PACK.default_locale, "international"}
+    assert result["accepted_review"]["locale"] == resolve_locale(PACK, locale)
+    assert result["accepted_review"]["locale"] in {PACK.default_locale, "international"}
     assert result["final_reply"] == THANKS
 
 
 def test_known_locale_is_normalised() -> None:
     graph, _ = build(THANKS)
     result = graph.invoke({"review": {**GOOD, "locale": "en_gb"}}, config())
-    assert result["review"]["locale"] == "en-GB"
+    assert result["accepted_review"]["locale"] == "en-GB"
 
 
 @pytest.fixture
@@ -229,10 +232,10 @@ def test_bad_review_while_awaiting_approval_keeps_the_approval() -> None:
     cfg = config()
     first = escalated_injury(graph, cfg)
     result = graph.invoke({"review": "{not json"}, cfg)
-    assert "not valid JSON" in result["error"]
+    assert "a human is reviewing" in result["error"]
     assert graph.get_state(cfg).next == ("approval",)
     assert result["__interrupt__"][0].value == first["__interrupt__"][0].value
-    assert result["review"] == first["review"]
+    assert result["accepted_review"] == first["accepted_review"]
     result = graph.invoke(Command(resume="approve"), cfg)
     assert result["error"] is None
     assert result["final_reply"] == SORRY
