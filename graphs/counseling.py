@@ -29,6 +29,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import interrupt
 
+from domains.guard import SafetyGuard
 from domains.output_check import check_output
 from domains.schema import DomainPack, crisis_reply, load_pack, resolve_locale
 from domains.screening import screen_message
@@ -62,12 +63,17 @@ UNFINISHED_TURN = "the previous turn was not finished; it is being finished now:
 
 
 def build_counseling_graph(
-    model: BaseChatModel | None = None, pack: DomainPack | None = None, *, max_message_tokens: int = DEFAULT_MAX_MESSAGE_TOKENS
+    model: BaseChatModel | None = None,
+    pack: DomainPack | None = None,
+    *,
+    max_message_tokens: int = DEFAULT_MAX_MESSAGE_TOKENS,
+    guard: SafetyGuard | None = None,
 ) -> StateGraph:
     """The uncompiled counseling graph. ``model`` defaults to the embedded PersonaFuse model.
 
     ``max_message_tokens`` limits a user message in the model's tokens (when the model can
-    count them offline; see ``graphs.limits``), besides the character limit.
+    count them offline; see ``graphs.limits``), besides the character limit. ``guard`` adds a
+    guard model as the last layer of the screen and of the output check.
     """
     pack = pack or load_pack(DOMAIN)
     get_model = lazy_model(model)
@@ -117,8 +123,9 @@ def build_counseling_graph(
         earlier = [str(m.content) for m in users[:-1]]  # oldest first; screening keeps the last few
         risk: Risk = dict(state.get("risk") or {"raised": False, "events": []})  # type: ignore[assignment]
         try:
-            result = screen_message(DOMAIN, text, history=earlier, prior_risk=bool(risk.get("raised")))
-            escalate, category, score, reasons = result.escalate, result.category, result.score, result.reasons
+            result = screen_message(DOMAIN, text, history=earlier, prior_risk=bool(risk.get("raised")), guard=guard)
+            escalate, category, score = result.escalate, result.category, result.score
+            reasons = [f"[{result.layer}] {r}" for r in result.reasons]
         except Exception as exc:  # fail closed: a broken screen must not let a crisis through
             escalate, category, score, reasons = True, "screening_error", 1.0, [f"screening failed: {exc}"]
         if not escalate:
@@ -206,18 +213,19 @@ def build_counseling_graph(
         }
 
     def check(state: CounselingState) -> dict[str, Any]:
-        result = check_output(DOMAIN, state["draft"] or " ")
+        user_text = next((str(m.content) for m in reversed(state["messages"]) if isinstance(m, HumanMessage)), None)
+        result = check_output(DOMAIN, state["draft"] or " ", guard=guard, user_text=user_text)
         if not result.block:
             return {
                 "draft_blocked": False,
                 "stage": "respond",
-                "decisions": [decision(state["turn"], "check_output", "allowed", "no rule matched")],
+                "decisions": [decision(state["turn"], "check_output", "allowed", "no layer blocked it")],
             }
         again = state.get("draft_attempts", 0) < MAX_DRAFTS
         return {
             "draft_blocked": True,
             "stage": "generate" if again else "respond",
-            "decisions": [decision(state["turn"], "check_output", f"blocked:{result.category}", "; ".join(result.reasons))],
+            "decisions": [decision(state["turn"], "check_output", f"blocked:{result.category}", f"[{result.layer}] " + "; ".join(result.reasons))],
         }
 
     def respond(state: CounselingState) -> dict[str, Any]:
@@ -278,9 +286,10 @@ def make_counseling_graph(
     pack: DomainPack | None = None,
     *,
     max_message_tokens: int = DEFAULT_MAX_MESSAGE_TOKENS,
+    guard: SafetyGuard | None = None,
 ) -> CompiledStateGraph:
-    """The counseling agent for apps: your model (default PersonaFuse) and your checkpointer."""
-    builder = build_counseling_graph(model, pack, max_message_tokens=max_message_tokens)
+    """The counseling agent for apps: your model (default PersonaFuse), your checkpointer, an optional guard."""
+    builder = build_counseling_graph(model, pack, max_message_tokens=max_message_tokens, guard=guard)
     return builder.compile(checkpointer=checkpointer, name="counseling")
 
 

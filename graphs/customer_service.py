@@ -27,6 +27,7 @@ from langgraph.graph import END, START, StateGraph
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import interrupt
 
+from domains.guard import SafetyGuard
 from domains.output_check import check_output
 from domains.reviews import analyse_review
 from domains.schema import DomainPack, load_pack
@@ -50,9 +51,16 @@ UNFINISHED_TURN = "the previous review's turn was not finished; it is being fini
 
 
 def build_customer_service_graph(
-    model: BaseChatModel | None = None, pack: DomainPack | None = None, *, max_message_tokens: int = DEFAULT_MAX_MESSAGE_TOKENS
+    model: BaseChatModel | None = None,
+    pack: DomainPack | None = None,
+    *,
+    max_message_tokens: int = DEFAULT_MAX_MESSAGE_TOKENS,
+    guard: SafetyGuard | None = None,
 ) -> StateGraph:
-    """The uncompiled review-response graph. ``model`` defaults to the embedded PersonaFuse model."""
+    """The uncompiled review-response graph. ``model`` defaults to the embedded PersonaFuse model.
+
+    ``guard`` adds a guard model as the last layer of the review screen and of the policy check.
+    """
     pack = pack or load_pack(DOMAIN)
     get_model = lazy_model(model)
     count_tokens = token_counter(model)  # without creating the model: see graphs.limits
@@ -88,13 +96,14 @@ def build_customer_service_graph(
     def analyse(state: CustomerServiceState) -> dict[str, Any]:
         review = ReviewInput.model_validate(state["accepted_review"])
         try:
-            analysis = analyse_review(review.text, review.rating).model_dump()
+            analysis = analyse_review(review.text, review.rating, guard=guard).model_dump()
             screen = analysis["screen"]
         except Exception as exc:  # fail closed: an unscreened review goes to a human
             screen = {"escalate": True, "category": "screening_error", "score": 1.0, "reasons": [f"screening failed: {exc}"]}
             analysis = {"sentiment": "neutral", "aspects": [], "screen": screen}
         what = f"escalate:{screen['category']}" if screen["escalate"] else "respond"
-        reason = "; ".join(screen["reasons"]) or f"sentiment {analysis['sentiment']}"
+        layer = f"[{screen.get('layer', 'none')}] " if screen["escalate"] else ""
+        reason = layer + "; ".join(screen["reasons"]) or f"sentiment {analysis['sentiment']}"
         return {
             "analysis": analysis,
             "escalated": screen["escalate"],
@@ -118,7 +127,8 @@ def build_customer_service_graph(
         }
 
     def policy_check(state: CustomerServiceState) -> dict[str, Any]:
-        result = check_output(DOMAIN, state["draft"] or " ").model_dump()
+        review_text = str(state["accepted_review"].get("text") or "") or None
+        result = check_output(DOMAIN, state["draft"] or " ", guard=guard, user_text=review_text).model_dump()
         what = f"blocked:{result['category']}" if result["block"] else "allowed"
         needs_human = bool(state.get("escalated") or result["block"])
         return {
@@ -202,9 +212,10 @@ def make_customer_service_graph(
     pack: DomainPack | None = None,
     *,
     max_message_tokens: int = DEFAULT_MAX_MESSAGE_TOKENS,
+    guard: SafetyGuard | None = None,
 ) -> CompiledStateGraph:
-    """The review-response agent for apps: your model (default PersonaFuse) and your checkpointer."""
-    builder = build_customer_service_graph(model, pack, max_message_tokens=max_message_tokens)
+    """The review-response agent for apps: your model (default PersonaFuse), your checkpointer, an optional guard."""
+    builder = build_customer_service_graph(model, pack, max_message_tokens=max_message_tokens, guard=guard)
     return builder.compile(checkpointer=checkpointer, name="customer_service")
 
 

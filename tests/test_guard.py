@@ -137,3 +137,53 @@ def test_policy_mode_writes_categories_into_the_prompt_and_asks_about_the_agent(
 def test_bad_guard_settings_are_clear_errors(kwargs: dict[str, Any]) -> None:
     with pytest.raises(ValueError):
         SafetyGuard(FakeListChatModel(responses=["safe"]), **kwargs)
+
+
+# --- the guard in the graphs ------------------------------------------------------------------
+
+
+def test_counseling_graph_escalates_on_the_guard_and_logs_the_layer() -> None:
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from graphs.counseling import make_counseling_graph
+
+    model = GenericFakeChatModel(messages=iter(["a reply that should never be generated"]))
+    guard = SafetyGuard(FakeListChatModel(responses=["unsafe\nS11"]))
+    graph = make_counseling_graph(model, InMemorySaver(), guard=guard)
+    cfg = {"configurable": {"thread_id": "guard-1"}}
+    result = graph.invoke({"message": "I had pasta for dinner"}, cfg)
+    assert "__interrupt__" in result
+    screen = [d for d in result["decisions"] if d["node"] == "screen"][-1]
+    assert screen["decision"] == "crisis:guard" and screen["reason"].startswith("[guard]")
+
+
+def test_counseling_graph_blocks_a_draft_the_guard_flags() -> None:
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from graphs.counseling import FALLBACK_REPLY, make_counseling_graph
+
+    drafts = iter(["That sounds like a long day.", "Tell me more about your day?"])
+    # user turn safe, first draft unsafe, regenerated draft unsafe: the fallback is sent
+    guard = SafetyGuard(FakeListChatModel(responses=["safe", "unsafe\nS6", "unsafe\nS6"]))
+    graph = make_counseling_graph(GenericFakeChatModel(messages=drafts), InMemorySaver(), guard=guard)
+    result = graph.invoke({"message": "I had pasta for dinner"}, {"configurable": {"thread_id": "guard-2"}})
+    assert result["messages"][-1].content == FALLBACK_REPLY
+    checks = [d for d in result["decisions"] if d["node"] == "check_output"]
+    assert [c["decision"] for c in checks] == ["blocked:guard", "blocked:guard"]
+    assert all(c["reason"].startswith("[guard]") for c in checks)
+
+
+def test_review_graph_sends_a_review_to_a_human_when_the_guard_fails() -> None:
+    from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
+    from langgraph.checkpoint.memory import InMemorySaver
+
+    from graphs.customer_service import make_customer_service_graph
+
+    model = GenericFakeChatModel(messages=iter(["Thank you for the lovely review!"]))
+    graph = make_customer_service_graph(model, InMemorySaver(), guard=SafetyGuard(FailingModel()))
+    result = graph.invoke({"review": {"text": "Lovely coffee, friendly staff", "rating": 5}}, {"configurable": {"thread_id": "guard-3"}})
+    assert "__interrupt__" in result
+    analyse = [d for d in result["decisions"] if d["node"] == "analyse"][-1]
+    assert analyse["decision"] == "escalate:guard" and "failed closed" in analyse["reason"]
