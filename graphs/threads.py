@@ -35,9 +35,10 @@ from langgraph.errors import InvalidUpdateError
 from langgraph.graph.state import CompiledStateGraph
 from langgraph.types import Command
 
-from domains.text import InvalidInputError, repair_unicode
+from domains.text import InvalidInputError
 from graphs.answers import parse_approval, parse_counselor_answer
 from graphs.inputs import checked_text
+from persona_agents.messages import clean_text
 
 __all__ = [
     "InvalidInputError",
@@ -158,10 +159,10 @@ def _input_keys(graph: CompiledStateGraph) -> frozenset[str]:
 
 
 def _repaired(value: Any) -> Any:
-    """Lone surrogates replaced in every string: the checkpointers cannot serialise them, and
-    LangGraph checkpoints the raw input before any node runs."""
+    """Every string through the project's one cleaner: lone surrogates above all, which the
+    checkpointers cannot serialise, and LangGraph checkpoints the raw input before any node runs."""
     if isinstance(value, str):
-        return repair_unicode(value)
+        return clean_text(value)
     if isinstance(value, dict):
         return {_repaired(k): _repaired(v) for k, v in value.items()}
     if isinstance(value, (list, tuple)):
@@ -172,7 +173,7 @@ def _repaired(value: Any) -> Any:
 def _send(graph: CompiledStateGraph, thread_id: str, payload: dict[str, Any]) -> dict[str, Any]:
     config = _config(graph, thread_id)
     if extra := set(payload) - _input_keys(graph):
-        refused = sorted(repair_unicode(str(k)) for k in extra)
+        refused = sorted(clean_text(str(k)) for k in extra)
         raise InvalidInputError(f"only {sorted(_input_keys(graph))} may be sent; refused: {refused}")
     payload = _repaired(payload)
     with thread_lock(graph, thread_id):
