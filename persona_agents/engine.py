@@ -24,6 +24,7 @@ from persona_agents.bundle import BundleError, PersonaFuseBundle
 from persona_agents.config import EngineConfig, default_bundle_dir
 from persona_agents.decoding import Row
 from persona_agents.encoder import TextEncoder, shared_encoder
+from persona_agents.generation import Generation, GenerationParams
 from persona_agents.messages import ChatTurn, InvalidMessageError, to_turns
 from persona_agents.mixer import ExpertMixer
 from persona_agents.router import RouteResult
@@ -35,57 +36,6 @@ log = logging.getLogger(__name__)
 
 BASE_ONLY = "base"  # persona_weights=BASE_ONLY runs the base model without experts
 WeightsLike = PersonaWeights | Mapping[str, float] | Sequence[float] | str | None
-
-
-@dataclass(frozen=True)
-class GenerationParams:
-    max_new_tokens: int = 256
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-    repetition_penalty: float = 1.0
-    max_time: float | None = None  # wall-clock seconds per request, waiting included
-    min_new_tokens: int = 0  # end-of-sequence is suppressed before this many tokens (benches)
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.max_new_tokens <= 32_768:
-            raise ValueError(f"max_new_tokens must be within 1..32768, got {self.max_new_tokens}")
-        if not 0.0 <= self.temperature <= 5.0:
-            raise ValueError(f"temperature must be within 0..5, got {self.temperature}")
-        if not 0.0 < self.top_p <= 1.0:
-            raise ValueError(f"top_p must be within (0, 1], got {self.top_p}")
-        if not 0.5 <= self.repetition_penalty <= 2.0:
-            raise ValueError(f"repetition_penalty must be within 0.5..2, got {self.repetition_penalty}")
-        if self.max_time is not None and self.max_time <= 0:
-            raise ValueError("max_time must be positive")
-        if not 0 <= self.min_new_tokens <= self.max_new_tokens:
-            raise ValueError("min_new_tokens must be within 0..max_new_tokens")
-        if isinstance(self.stop, str):
-            raise ValueError("stop must be a tuple of strings, not one string")
-        if any(not isinstance(s, str) or not s for s in self.stop):
-            raise ValueError("stop sequences must be non-empty strings")
-
-
-@dataclass
-class Generation:
-    text: str
-    weights: PersonaWeights | None  # None: the base model alone
-    top_traits: list[str]
-    input_tokens: int
-    output_tokens: int
-    finish_reason: str  # "stop" or "length"
-    routed: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "text": self.text,
-            "persona_weights": self.weights.as_dict() if self.weights else None,
-            "top_traits": self.top_traits,
-            "usage": {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens},
-            "finish_reason": self.finish_reason,
-            "routed": self.routed,
-        }
 
 
 @dataclass
@@ -245,8 +195,7 @@ class PersonaFuseEngine:
             request.cancel()  # a caller interrupted while waiting frees its row
 
     async def agenerate(self, messages: Any, *, persona_weights: WeightsLike = None, params: GenerationParams | None = None) -> Generation:
-        prepared = await asyncio.to_thread(self.prepare, messages, persona_weights, params)
-        request = self.submit(prepared)
+        request = self.submit(await self.aprepare(messages, persona_weights, params))
         try:
             return await asyncio.wrap_future(request.future)
         finally:
@@ -292,8 +241,16 @@ class PersonaFuseEngine:
         finally:
             request.cancel()
 
+    async def aprepare(self, messages: Any, persona_weights: WeightsLike = None, params: GenerationParams | None = None) -> Prepared:
+        """:meth:`prepare` off the event loop (routing runs the encoder)."""
+        return await asyncio.to_thread(self.prepare, messages, persona_weights, params)
+
     async def astream(self, messages: Any, *, persona_weights: WeightsLike = None, params: GenerationParams | None = None) -> AsyncIterator[StreamPiece]:
-        prepared = await asyncio.to_thread(self.prepare, messages, persona_weights, params)
+        async for piece in self.astream_prepared(await self.aprepare(messages, persona_weights, params)):
+            yield piece
+
+    async def astream_prepared(self, prepared: Prepared) -> AsyncIterator[StreamPiece]:
+        """Stream a request prepared already (the server validates before it answers 200)."""
         request = self.submit(prepared, stream=True, loop=asyncio.get_running_loop())
         assembler = StreamAssembler(self.tokenizer, prepared.params.stop)
         try:
