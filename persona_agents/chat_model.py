@@ -250,7 +250,7 @@ class ChatPersonaFuse(BaseChatModel):
             chunks = [c async for c in self._astream(messages, stop=stop, run_manager=run_manager, **kwargs)]
             return self._result(_final_generation(chunks))
         weights, params = self._call_options(stop, kwargs)
-        engine = await asyncio.to_thread(self.get_engine)
+        engine = self.engine or await asyncio.to_thread(self.get_engine)
         return self._result(await engine.agenerate(messages, persona_weights=weights, params=params))
 
     async def _astream(
@@ -261,7 +261,7 @@ class ChatPersonaFuse(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         weights, params = self._call_options(stop, kwargs)
-        engine = await asyncio.to_thread(self.get_engine)
+        engine = self.engine or await asyncio.to_thread(self.get_engine)
         pieces = engine.astream(messages, persona_weights=weights, params=params)
         try:
             async for piece in pieces:

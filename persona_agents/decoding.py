@@ -26,7 +26,7 @@ class Row:
     """A request's decoding state. ``ids`` holds the prompt and every sampled token."""
 
     prompt: list[int]
-    weights: torch.Tensor | None  # (num_experts,) or None for the base model
+    weights: tuple[float, ...] | None  # one per expert; None for the base model
     max_new_tokens: int
     min_new_tokens: int = 0
     temperature: float = 0.0
@@ -83,8 +83,8 @@ class DecodeBatch:
         """(batch, num_experts), zeros for base-only rows; None when every row is base-only."""
         if all(r.weights is None for r in rows):
             return None
-        zero = torch.zeros(self.num_experts)
-        return torch.stack([zero if r.weights is None else r.weights for r in rows])
+        zero = (0.0,) * self.num_experts
+        return torch.tensor([zero if r.weights is None else r.weights for r in rows])
 
     # --- the two forward passes ----------------------------------------------------------
     def prefill(self, rows: Sequence[Row]) -> list[int]:

@@ -178,7 +178,7 @@ class PersonaFuseEngine:
         p = prepared.params
         row = Row(
             prompt=prepared.prompt,
-            weights=None if prepared.weights is None else torch.tensor(prepared.weights.values),
+            weights=None if prepared.weights is None else prepared.weights.values,
             max_new_tokens=p.max_new_tokens, min_new_tokens=p.min_new_tokens, temperature=p.temperature,
             top_p=p.top_p, repetition_penalty=p.repetition_penalty, seed=p.seed,
         )

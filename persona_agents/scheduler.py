@@ -180,6 +180,7 @@ class BatchScheduler:
                         tokens = batch.step()
                     self.steps += 1
                     self._deliver(batch, list(batch.rows), tokens)
+                time.sleep(0)  # let waiting threads (an event loop) take the GIL between steps
             except BaseException as exc:  # a failed forward fails every row in it, never the worker
                 log.exception("generation failed")
                 for request in [r.owner for r in batch.rows if r.owner not in joining]:
