@@ -16,13 +16,19 @@ from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage, HumanMessage, SystemMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+)
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
-from persona_agents.config import EngineConfig
 from persona_agents.client import PersonaFuseClient
+from persona_agents.config import EngineConfig
 from persona_agents.engine import BASE_ONLY, PersonaFuseEngine
 from persona_agents.generation import Generation, GenerationParams
 from persona_agents.router import RouteResult
