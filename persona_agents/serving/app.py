@@ -47,31 +47,35 @@ class BodyLimit:
             await self.app(scope, receive, send)
             return
         declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_bytes:
-            await self._refuse(scope, receive, send)
+        if declared is not None and declared.isdigit():
+            if int(declared) > self.max_bytes:
+                await self._refuse(scope, receive, send)
+                return
+            await self.app(scope, receive, send)
             return
-        seen = 0
-
-        async def counted() -> Message:
-            nonlocal seen
+        # no declared length (chunked): read the body here, up to the limit, then replay it
+        messages: list[Message] = []
+        seen, more = 0, True
+        while more:
             message = await receive()
+            if message["type"] != "http.request":
+                messages.append(message)
+                break
             seen += len(message.get("body", b""))
             if seen > self.max_bytes:
-                raise _TooLarge
-            return message
+                await self._refuse(scope, receive, send)
+                return
+            messages.append(message)
+            more = message.get("more_body", False)
 
-        try:
-            await self.app(scope, counted, send)
-        except _TooLarge:
-            await self._refuse(scope, receive, send)
+        async def replay() -> Message:
+            return messages.pop(0) if messages else await receive()
+
+        await self.app(scope, replay, send)
 
     async def _refuse(self, scope: Scope, receive: Receive, send: Send) -> None:
         body = protocol.error_body(f"the request body is larger than {self.max_bytes} bytes")
         await JSONResponse(body, status_code=413)(scope, receive, send)
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def _default_engine() -> Any:
@@ -111,6 +115,8 @@ def create_app(engine: Any = None, *, engine_factory: Callable[[], Any] | None =
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Any, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {}
+        if first.get("type") == "json_invalid":
+            return JSONResponse(protocol.error_body("the request body is not valid JSON"), status_code=400)
         where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
         message = f"{where}: {first.get('msg', 'invalid request')}" if where else str(first.get("msg", "invalid request"))
         return JSONResponse(protocol.error_body(message, param=where or None), status_code=400)
