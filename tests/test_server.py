@@ -4,6 +4,7 @@ health and readiness, clear 4xx errors, and concurrent requests batched together
 from __future__ import annotations
 
 import json
+import os
 import threading
 import time
 from collections.abc import Iterator
@@ -94,7 +95,8 @@ def test_route_health_ready_models(client: TestClient, tiny_engine: PersonaFuseE
     routed = client.post("/v1/route", json={"messages": USER, "top_k": 3}).json()
     assert routed == tiny_engine.route(USER, top_k=3).as_dict()
     assert client.get("/health").json() == {"status": "ok"}
-    assert client.get("/ready").json() == {"status": "ready", "model": "tiny-llama"}
+    ready = client.get("/ready").json()
+    assert (ready["status"], ready["model"]) == ("ready", "tiny-llama") and ready["replica"].endswith(f":{os.getpid()}")
     assert client.get("/v1/models").json()["data"][0]["id"] == "tiny-llama"
 
 

@@ -18,6 +18,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import os
+import socket
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -33,6 +35,16 @@ from persona_agents.serving import protocol
 log = logging.getLogger(__name__)
 
 DEFAULT_MAX_BODY_BYTES = 1_000_000
+
+
+def replica_id() -> str:
+    """Which process answered (several run behind Ray Serve). A function, not a constant: Ray
+    pickles the app's routes with the values of the globals they read."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def replica_header() -> dict[str, str]:
+    return {"x-persona-replica": replica_id()}
 
 
 class BodyLimit:
@@ -138,7 +150,7 @@ def create_app(engine: Any = None, *, engine_factory: Callable[[], Any] | None =
         if state["engine"] is None:
             return JSONResponse({"status": "loading" if state["error"] is None else "failed", "error": state["error"]},
                                 status_code=503)
-        return JSONResponse({"status": "ready", "model": state["engine"].model_name})
+        return JSONResponse({"status": "ready", "model": state["engine"].model_name, "replica": replica_id()})
 
     @app.get("/v1/models")
     async def models() -> dict[str, Any]:
@@ -162,10 +174,10 @@ def create_app(engine: Any = None, *, engine_factory: Callable[[], Any] | None =
                 generation = await asyncio.wrap_future(request.future)
             finally:
                 request.cancel()
-            return protocol.completion(generation, engine.model_name)
+            return JSONResponse(protocol.completion(generation, engine.model_name), headers=replica_header())
         include_usage = bool(body.stream_options and body.stream_options.include_usage)
         events = _sse(engine, prepared, include_usage)
-        return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache"})
+        return StreamingResponse(events, media_type="text/event-stream", headers={"Cache-Control": "no-cache", **replica_header()})
 
     return app
 
