@@ -422,14 +422,13 @@ def main(argv: list[str] | None = None) -> int:
                   "untrained_parts": engine.bundle.manifest.untrained_parts, **serving}
         if args.only == "serving":
             result.update(new_tokens=args.new_tokens, repeats=args.repeats)
-            emit(result, args.json, print_serving)
-            return 0
-        result.update(run_bench(engine, expert_dirs, lambda: load_base_model(config)[0], conversations=conversations,
-                                repeats=args.repeats, new_tokens=args.new_tokens))
-        result["targets"].update(result["serving_targets"])
-        if args.out:
-            write_report(args.out, "bench", result, markdown(result), figures(result))
-    emit(result, args.json, print_table)
+        else:
+            result.update(run_bench(engine, expert_dirs, lambda: load_base_model(config)[0],
+                                    conversations=conversations, repeats=args.repeats, new_tokens=args.new_tokens))
+            result["targets"].update(result["serving_targets"])
+            if args.out:
+                write_report(args.out, "bench", result, markdown(result), figures(result))
+    emit(result, args.json, print_serving if args.only == "serving" else print_table)
     return 0
 
 

@@ -71,6 +71,8 @@ class DecodeBatch:
         # transformers 5.2x names the argument ``cache``; older releases ``past_key_values``
         params = inspect.signature(model.forward).parameters
         self._cache_arg = "cache" if "cache" in params else "past_key_values"
+        # only the last position's logits are needed: skips the vocabulary projection of the prompt
+        self._last_only = {"logits_to_keep": 1} if "logits_to_keep" in params else {}
 
     def __len__(self) -> int:
         return len(self.rows)
@@ -107,6 +109,7 @@ class DecodeBatch:
             position_ids=positions.to(device),
             use_cache=True,
             **{self._cache_arg: cache},
+            **self._last_only,
         )
         tokens = self._sample(rows, out.logits[:, -1, :])
         self._merge(list(rows), cache, mask.to(device))

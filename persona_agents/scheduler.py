@@ -123,8 +123,10 @@ class BatchScheduler:
         self._pending: deque[Request] = deque()
         self._cond = threading.Condition()
         self._worker: threading.Thread | None = None
-        self.steps = 0  # decode steps run; tests and the bench read the batch sizes below
+        # what ran, for tests and the bench: decode steps, batch size per step, rows per prefill
+        self.steps = 0
         self.batch_sizes: deque[int] = deque(maxlen=4096)
+        self.prefill_sizes: deque[int] = deque(maxlen=4096)
 
     def submit(self, request: Request) -> Request:
         with self._cond:
@@ -171,6 +173,7 @@ class BatchScheduler:
             try:
                 if joining:
                     rows = [r.row for r in joining]
+                    self.prefill_sizes.append(len(rows))
                     with self.mixer.active(batch.row_weights(rows)), torch.inference_mode():
                         tokens = batch.prefill(rows)
                     self._deliver(batch, rows, tokens)

@@ -187,3 +187,16 @@ def test_concurrent_http_requests_share_a_batch(tiny_engine: PersonaFuseEngine) 
             t.join(60)
     assert replies == expected
     assert max(tiny_engine.scheduler.batch_sizes) >= 4
+
+
+def test_a_client_that_hangs_up_cancels_its_stream(tiny_engine: PersonaFuseEngine) -> None:
+    body = {"messages": USER, "max_tokens": 30_000, "min_tokens": 30_000, "stream": True, "persona_weights": "base"}
+    with live_server(create_app(tiny_engine)) as url:
+        with httpx.stream("POST", f"{url}/v1/chat/completions", json=body, timeout=30) as response:
+            lines = response.iter_lines()
+            assert next(lines).startswith("data: ")
+            assert tiny_engine.scheduler.running
+        deadline = time.monotonic() + 20  # the row leaves the batch and the worker goes idle
+        while tiny_engine.scheduler.running and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert not tiny_engine.scheduler.running
