@@ -65,7 +65,7 @@ def test_two_replicas_on_ray_serve() -> None:
     assert lines, f"no result from the driver:\n{out.decode(errors='replace')[-2000:]}"
     result = json.loads(lines[-1][len("RESULT ") :])
     assert len(result["replicas"]) == 2  # both replicas answered
-    for i, reply in enumerate(result["replies"]):
+    for reply in result["replies"]:
         assert reply["status"] == 200, reply
         body = reply["body"]
         assert body["choices"][0]["message"]["content"].strip()
