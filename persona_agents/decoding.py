@@ -49,6 +49,19 @@ class Row:
         return self.ids[len(self.prompt) :]
 
 
+def check_supported(model: Any) -> None:
+    """Refuse models whose attention this batch cannot reproduce exactly."""
+    config = model.config
+    layer_types = getattr(config, "layer_types", None) or []
+    window = getattr(config, "sliding_window", None) is not None and getattr(config, "use_sliding_window", True)
+    if window or any("sliding" in str(t) for t in layer_types):
+        # the cache here keeps every position; a sliding-window layer would attend too far back
+        raise NotImplementedError(
+            f"{type(model).__name__} uses sliding-window attention, which the batching scheduler does not "
+            "support yet; use a base model with full attention"
+        )
+
+
 def _left_pad(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:
     missing = width - tensor.shape[dim]
     if missing <= 0:

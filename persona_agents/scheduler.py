@@ -23,7 +23,7 @@ from typing import Any
 
 import torch
 
-from persona_agents.decoding import DecodeBatch, Row
+from persona_agents.decoding import DecodeBatch, Row, check_supported
 from persona_agents.streaming import cut_at_stop
 
 log = logging.getLogger(__name__)
@@ -114,6 +114,7 @@ class BatchScheduler:
 
     def __init__(self, model: Any, mixer: Any, tokenizer: Any, eos_ids: set[int], *, max_batch_size: int = 16,
                  max_wait: float = 0.005) -> None:
+        check_supported(model)
         self.model = model
         self.mixer = mixer
         self.tokenizer = tokenizer

@@ -207,3 +207,15 @@ def test_batch_settings_come_from_the_environment(monkeypatch: pytest.MonkeyPatc
     assert (config.max_batch_size, config.max_batch_wait_ms) == (4, 2.5)
     with pytest.raises(ValueError):
         EngineConfig(max_batch_size=0)
+
+
+def test_sliding_window_models_are_refused_clearly() -> None:
+    from transformers import MistralConfig, MistralForCausalLM
+
+    from persona_agents.decoding import check_supported
+
+    tiny = dict(vocab_size=64, hidden_size=16, num_hidden_layers=1, num_attention_heads=2, num_key_value_heads=1,
+                intermediate_size=32)
+    with pytest.raises(NotImplementedError, match="sliding-window"):
+        check_supported(MistralForCausalLM(MistralConfig(sliding_window=8, **tiny)))
+    check_supported(MistralForCausalLM(MistralConfig(sliding_window=None, **tiny)))
