@@ -1,6 +1,6 @@
 """Speed of what the product exists to do, in ONE run on the default model (CPU).
 
-``python -m evals.bench [--data FILE] [--repeats 5] [--new-tokens 32] [--bundle DIR] [--json] [--out DIR]``
+``python -m evals.bench [--data FILE] [--repeats 5] [--new-tokens 32] [--bundle DIR] [--only serving] [--json] [--out DIR]``
 
 Every generation arm produces exactly ``--new-tokens`` tokens (greedy, ``min_new_tokens`` =
 ``max_new_tokens``) for the same conversation:
@@ -17,7 +17,9 @@ Every generation arm produces exactly ``--new-tokens`` tokens (greedy, ``min_new
 Also: router latency per turn (ms), a batch of 8 conversations with 8 different weight vectors
 in one ``generate_batch`` against the same 8 one by one, peak memory (``ru_maxrss``), and a
 one-forward exactness check of the peft arms against the mixer (max |logit difference|).
-Arms are interleaved (the order rotates every repeat); medians are reported.
+Arms are interleaved (the order rotates every repeat); medians are reported. The serving keys
+(``concurrent8_speedup``, ``server_overhead``) come from ``evals/bench_serving.py``;
+``--only serving`` measures just those.
 
 Conversation rows (JSONL, optional ``--data``): ``{"text"}`` user messages; the default is a
 built-in set of 8.
@@ -203,7 +205,7 @@ def run_bench(engine: Any, expert_dirs: Mapping[str, Path], load_model_copy: Cal
                       for s in engine.mixer._layers.values())
     memory["mixer_factors_mb"] = mixer_bytes / (1024 * 1024)
     weights = bench_weights(engine, conversations)
-    params = GenerationParams(max_new_tokens=new_tokens, temperature=0.0)
+    params = GenerationParams(max_new_tokens=new_tokens, min_new_tokens=new_tokens, temperature=0.0)
     pad = engine.tokenizer.pad_token_id
     prompt_ids = [torch.tensor([engine.prompt_ids(to_turns(c))], device=engine.device) for c in conversations]
     system = engine.config.default_system_prompt
@@ -211,9 +213,6 @@ def run_bench(engine: Any, expert_dirs: Mapping[str, Path], load_model_copy: Cal
     peft_arms = PeftArms(load_model_copy(), expert_dirs)
     memory["rss_after_peft_copy_mb"] = peak_rss_mb()
 
-    generation_config = engine.model.generation_config
-    previous_min = getattr(generation_config, "min_new_tokens", None)
-    generation_config.min_new_tokens = new_tokens  # every engine arm generates exactly new_tokens
     tokens_seen: dict[str, set[int]] = {arm: set() for arm in (*ARMS, "batch8", "sequential8")}
 
     def arm_call(arm: str, i: int) -> None:
@@ -240,41 +239,38 @@ def run_bench(engine: Any, expert_dirs: Mapping[str, Path], load_model_copy: Cal
         else:
             raise ValueError(arm)
 
-    try:
-        exactness = check_exactness(engine, peft_arms, prompt_ids[0], weights[0])
-        for arm in ARMS:  # warm-up, not timed
-            arm_call(arm, 0)
-        engine.generate_batch(conversations, weights, params=params)
-        for text in conversations:
-            engine.route(text)
+    exactness = check_exactness(engine, peft_arms, prompt_ids[0], weights[0])
+    for arm in ARMS:  # warm-up, not timed
+        arm_call(arm, 0)
+    engine.generate_batch(conversations, weights, params=params)
+    for text in conversations:
+        engine.route(text)
 
-        timings: dict[str, list[float]] = {arm: [] for arm in ARMS}
-        router_s: list[float] = []
-        batch_s: list[float] = []
-        sequential_s: list[float] = []
-        for r in progress(range(repeats), desc="bench repeats", unit="repeat"):
-            i = r % len(conversations)
-            for arm in rotated(ARMS, r):
-                gc.collect()
-                start = time.perf_counter()
-                arm_call(arm, i)
-                timings[arm].append(time.perf_counter() - start)
-            for text in conversations:
-                start = time.perf_counter()
-                engine.route(text)
-                router_s.append(time.perf_counter() - start)
-            for mode in rotated(("batch8", "sequential8"), r):
-                gc.collect()
-                start = time.perf_counter()
-                if mode == "batch8":
-                    results = engine.generate_batch(conversations, weights, params=params)
-                else:
-                    results = [engine.generate(c, persona_weights=w, params=params) for c, w in zip(conversations, weights)]
-                elapsed = time.perf_counter() - start
-                (batch_s if mode == "batch8" else sequential_s).append(elapsed)
-                tokens_seen[mode].update(g.output_tokens for g in results)
-    finally:
-        generation_config.min_new_tokens = previous_min
+    timings: dict[str, list[float]] = {arm: [] for arm in ARMS}
+    router_s: list[float] = []
+    batch_s: list[float] = []
+    sequential_s: list[float] = []
+    for r in progress(range(repeats), desc="bench repeats", unit="repeat"):
+        i = r % len(conversations)
+        for arm in rotated(ARMS, r):
+            gc.collect()
+            start = time.perf_counter()
+            arm_call(arm, i)
+            timings[arm].append(time.perf_counter() - start)
+        for text in conversations:
+            start = time.perf_counter()
+            engine.route(text)
+            router_s.append(time.perf_counter() - start)
+        for mode in rotated(("batch8", "sequential8"), r):
+            gc.collect()
+            start = time.perf_counter()
+            if mode == "batch8":
+                results = engine.generate_batch(conversations, weights, params=params)
+            else:
+                results = [engine.generate(c, persona_weights=w, params=params) for c, w in zip(conversations, weights)]
+            elapsed = time.perf_counter() - start
+            (batch_s if mode == "batch8" else sequential_s).append(elapsed)
+            tokens_seen[mode].update(g.output_tokens for g in results)
     memory["peak_rss_mb"] = peak_rss_mb()
     result = summarise(timings, router_s, batch_s, sequential_s, new_tokens)
     return {
@@ -320,7 +316,7 @@ def check_exactness(engine: Any, peft_arms: PeftArms, input_ids: Any, weights: A
 
 # --- presenting ---------------------------------------------------------------------------
 
-HEADLINE = ("mixture_over_base", "batch8_speedup", "router_ms", "peft_set_scale_over_base", "peft_cat_over_base",
+HEADLINE = ("mixture_over_base", "batch8_speedup", "concurrent8_speedup", "server_overhead", "router_ms", "peft_set_scale_over_base", "peft_cat_over_base",
             "prompt_only_over_base", "peak_rss_mb")
 
 
@@ -336,6 +332,14 @@ def print_table(result: Mapping[str, Any]) -> None:
     print(f"batch of 8: {fmt(result['batch8_s'])} s vs one by one {fmt(result['sequential8_s'])} s")
     print("targets: " + ", ".join(f"{k}: {'met' if v else 'NOT met' if v is not None else '-'}" for k, v in result["targets"].items()))
     print("exactness (max |logit diff| vs mixer): " + ", ".join(f"{k} {v:.2e}" for k, v in result["exactness_max_abs_logit_diff_vs_mixture"].items()))
+
+
+def print_serving(result: Mapping[str, Any]) -> None:
+    keys = ("concurrent8_speedup", "concurrent8_s", "one_by_one8_s", "concurrent8_same_replies", "scheduler_max_batch",
+            "server_overhead", "server_http_s", "server_in_process_s", "server_same_reply")
+    print(f"serving bench  model={result.get('model')}  new_tokens={result['new_tokens']}  repeats={result['repeats']}")
+    print(text_table(["metric", "value"], [[k, result[k]] for k in keys]))
+    print("targets: " + ", ".join(f"{k}: {'met' if v else 'NOT met'}" for k, v in result["serving_targets"].items()))
 
 
 def markdown(result: Mapping[str, Any]) -> str:
@@ -387,6 +391,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--bundle", type=Path, help="bundle directory (default: the shipped bundle)")
+    parser.add_argument("--only", choices=["all", "serving"], default="all",
+                        help="'serving': only concurrent8_speedup and server_overhead")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--out", type=Path, help="also write JSON, markdown and PNGs into this folder")
     args = parser.parse_args(argv)
@@ -406,15 +412,23 @@ def main(argv: list[str] | None = None) -> int:
             engine = PersonaFuseEngine.load(config)
         except ValueError as exc:  # BundleError
             return fail(str(exc))
+        from evals.bench_serving import run_serving_bench
+
         bundle_path = Path(engine.bundle.path)
         expert_dirs = {name: bundle_path / "experts" / name for name in engine.bundle.manifest.expert_names}
-        result = run_bench(engine, expert_dirs, lambda: load_base_model(config)[0], conversations=conversations,
-                           repeats=args.repeats, new_tokens=args.new_tokens)
+        serving = run_serving_bench(engine, conversations, bench_weights(engine, conversations), repeats=args.repeats,
+                                    new_tokens=args.new_tokens, bundle=str(args.bundle) if args.bundle else None)
         result = {"model": engine.model_name, "bundle": str(bundle_path),
-                  "untrained_parts": engine.bundle.manifest.untrained_parts, **result}
-        if args.out:
-            write_report(args.out, "bench", result, markdown(result), figures(result))
-    emit(result, args.json, print_table)
+                  "untrained_parts": engine.bundle.manifest.untrained_parts, **serving}
+        if args.only == "serving":
+            result.update(new_tokens=args.new_tokens, repeats=args.repeats)
+        else:
+            result.update(run_bench(engine, expert_dirs, lambda: load_base_model(config)[0],
+                                    conversations=conversations, repeats=args.repeats, new_tokens=args.new_tokens))
+            result["targets"].update(result["serving_targets"])
+            if args.out:
+                write_report(args.out, "bench", result, markdown(result), figures(result))
+    emit(result, args.json, print_serving if args.only == "serving" else print_table)
     return 0
 
 

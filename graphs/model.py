@@ -45,7 +45,7 @@ def lazy_model(model: BaseChatModel | None) -> Callable[[], BaseChatModel]:
 def persona_for(model: BaseChatModel, messages: Sequence[BaseMessage]) -> Persona:
     if not isinstance(model, ChatPersonaFuse):
         return Persona(weights={}, top_traits=[], source="none")
-    route = model.get_engine().route([m for m in messages if isinstance(m, (HumanMessage, AIMessage, SystemMessage))])
+    route = model.route([m for m in messages if isinstance(m, (HumanMessage, AIMessage, SystemMessage))])
     return Persona(weights=route.weights.as_dict(), top_traits=route.top_traits, source="router")
 
 

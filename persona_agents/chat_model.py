@@ -1,30 +1,39 @@
-"""``ChatPersonaFuse``: the PersonaFuse engine as a LangChain chat model."""
+"""``ChatPersonaFuse``: the PersonaFuse engine as a LangChain chat model.
+
+Data flow: ``_call_options`` turns LangChain call options into persona weights and
+``GenerationParams``; the backend (an in-process :class:`PersonaFuseEngine`, or a
+:class:`~persona_agents.client.PersonaFuseClient` when ``base_url`` is set) generates or streams
+``StreamPiece``s; ``_chunk`` and ``_result`` turn them into messages with usage and routing
+metadata. Both backends have the same methods, so everything else is shared.
+"""
 
 from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Iterator, Mapping
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from typing import Any
 
 from langchain_core.callbacks import AsyncCallbackManagerForLLMRun, CallbackManagerForLLMRun
 from langchain_core.language_models import BaseChatModel, LangSmithParams
-from langchain_core.messages import AIMessage, AIMessageChunk, BaseMessage
+from langchain_core.messages import (
+    AIMessage,
+    AIMessageChunk,
+    BaseMessage,
+    HumanMessage,
+    SystemMessage,
+)
 from langchain_core.messages.ai import UsageMetadata
 from langchain_core.outputs import ChatGeneration, ChatGenerationChunk, ChatResult
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 
+from persona_agents.client import PersonaFuseClient
 from persona_agents.config import EngineConfig
-from persona_agents.engine import (
-    BASE_ONLY,
-    Generation,
-    GenerationParams,
-    PersonaFuseEngine,
-    StreamPiece,
-)
+from persona_agents.engine import BASE_ONLY, PersonaFuseEngine
+from persona_agents.generation import Generation, GenerationParams
+from persona_agents.router import RouteResult
+from persona_agents.streaming import StreamPiece
 from persona_agents.traits import PersonaWeights
-
-_DONE = object()
 
 
 class ChatPersonaFuse(BaseChatModel):
@@ -41,7 +50,15 @@ class ChatPersonaFuse(BaseChatModel):
             llm.invoke("Hi!", persona_weights={"extraversion_high": 1.0})  # fixed persona
 
     The model is loaded on first use and shared by every instance with the same settings.
-    Pass ``engine=`` to use an engine you built yourself (tests, custom models).
+    Pass ``engine=`` to use an engine you built yourself (tests, custom models), or
+    ``base_url=`` to use a model served by ``persona-agents serve``:
+
+        .. code-block:: python
+
+            llm = ChatPersonaFuse(base_url="http://127.0.0.1:8000", max_tokens=80)
+            llm.route("I failed my exam").top_traits   # routing alone, in-process or remote
+
+    Concurrent calls (threads or asyncio tasks) are served together in one batch.
     """
 
     model_config = ConfigDict(populate_by_name=True, arbitrary_types_allowed=True)
@@ -62,7 +79,9 @@ class ChatPersonaFuse(BaseChatModel):
     timeout: float | None = Field(None, gt=0, description="wall-clock limit per generation, seconds")
     max_retries: int = Field(0, ge=0, description="accepted for interface parity; local inference is not retried")
     streaming: bool = False
-    engine: Any = Field(None, exclude=True, description="a PersonaFuseEngine to use instead of loading one")
+    base_url: str | None = Field(None, description="a PersonaFuse server's URL; None runs the model in-process")
+    api_key: str | None = Field(None, exclude=True, description="sent as a bearer token to base_url")
+    engine: Any = Field(None, exclude=True, description="a PersonaFuseEngine (or client) to use instead of loading one")
 
     _engine_lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
@@ -76,8 +95,8 @@ class ChatPersonaFuse(BaseChatModel):
     @field_validator("engine")
     @classmethod
     def _valid_engine(cls, value: Any) -> Any:
-        if value is not None and not isinstance(value, PersonaFuseEngine):
-            raise ValueError(f"engine must be a PersonaFuseEngine, got {type(value).__name__}")
+        if value is not None and not isinstance(value, (PersonaFuseEngine, PersonaFuseClient)):
+            raise ValueError(f"engine must be a PersonaFuseEngine or PersonaFuseClient, got {type(value).__name__}")
         return value
 
     # --- LangChain identity ---------------------------------------------------------------
@@ -96,6 +115,7 @@ class ChatPersonaFuse(BaseChatModel):
             "repetition_penalty": self.repetition_penalty,
             "seed": self.seed,
             "persona_weights": self.persona_weights,
+            "base_url": self.base_url,
         }
 
     def _get_ls_params(self, stop: list[str] | None = None, **kwargs: Any) -> LangSmithParams:
@@ -112,22 +132,39 @@ class ChatPersonaFuse(BaseChatModel):
         return params
 
     # --- plumbing -------------------------------------------------------------------------
-    def get_engine(self) -> PersonaFuseEngine:
+    def get_engine(self) -> PersonaFuseEngine | PersonaFuseClient:
+        """The backend: the shared in-process engine, or a client of ``base_url``."""
         if self.engine is None:
             with self._engine_lock:
                 if self.engine is None:
-                    config = EngineConfig.from_env(
-                        base_model=self.model_name, bundle=self.bundle, device=self.device, dtype=self.dtype
-                    )
-                    object.__setattr__(self, "engine", PersonaFuseEngine.shared(config))
+                    if self.base_url:
+                        backend: Any = PersonaFuseClient(self.base_url, api_key=self.api_key,
+                                                         timeout=None if self.timeout is None else self.timeout + 60)
+                    else:
+                        config = EngineConfig.from_env(
+                            base_model=self.model_name, bundle=self.bundle, device=self.device, dtype=self.dtype
+                        )
+                        backend = PersonaFuseEngine.shared(config)
+                    object.__setattr__(self, "engine", backend)
         return self.engine
+
+    def route(self, messages: Sequence[Any] | str, top_k: int = 2) -> RouteResult:
+        """The router's persona weights for a conversation, without generating."""
+        return self.get_engine().route(_routable(messages), top_k)
+
+    async def aroute(self, messages: Sequence[Any] | str, top_k: int = 2) -> RouteResult:
+        engine = await asyncio.to_thread(self.get_engine)
+        if isinstance(engine, PersonaFuseClient):
+            return await engine.aroute(_routable(messages), top_k)
+        return await asyncio.to_thread(engine.route, _routable(messages), top_k)
 
     def _call_options(self, stop: list[str] | None, kwargs: Mapping[str, Any]) -> tuple[Any, GenerationParams]:
         unknown = set(kwargs) - {"persona_weights", "max_tokens", "temperature", "top_p", "seed", "model", "repetition_penalty"}
         if unknown:
             raise TypeError(f"ChatPersonaFuse got unexpected call options: {', '.join(sorted(unknown))}")
         weights = kwargs.get("persona_weights", self.persona_weights)
-        stops = tuple(stop if stop is not None else (self.stop or ()))
+        stops = stop if stop is not None else (self.stop or ())
+        stops = (stops,) if isinstance(stops, str) else tuple(stops)  # a str is one stop string
         params = GenerationParams(
             max_new_tokens=int(kwargs.get("max_tokens", self.max_tokens)),
             temperature=float(kwargs.get("temperature", self.temperature)),
@@ -207,7 +244,7 @@ class ChatPersonaFuse(BaseChatModel):
                 run_manager.on_llm_new_token(piece.text, chunk=chunk)
             yield chunk
 
-    # --- async: the engine runs in worker threads, never on the event loop -------------------
+    # --- async: the engine's scheduler (or the server) does the work; the loop only waits --------
     async def _agenerate(
         self,
         messages: list[BaseMessage],
@@ -219,9 +256,8 @@ class ChatPersonaFuse(BaseChatModel):
             chunks = [c async for c in self._astream(messages, stop=stop, run_manager=run_manager, **kwargs)]
             return self._result(_final_generation(chunks))
         weights, params = self._call_options(stop, kwargs)
-        engine = await asyncio.to_thread(self.get_engine)
-        generation = await asyncio.to_thread(engine.generate, messages, persona_weights=weights, params=params)
-        return self._result(generation)
+        engine = self.engine or await asyncio.to_thread(self.get_engine)
+        return self._result(await engine.agenerate(messages, persona_weights=weights, params=params))
 
     async def _astream(
         self,
@@ -231,42 +267,23 @@ class ChatPersonaFuse(BaseChatModel):
         **kwargs: Any,
     ) -> AsyncIterator[ChatGenerationChunk]:
         weights, params = self._call_options(stop, kwargs)
-        engine = await asyncio.to_thread(self.get_engine)
-        loop = asyncio.get_running_loop()
-        queue: asyncio.Queue[Any] = asyncio.Queue()
-        abandoned = threading.Event()
-
-        def put(item: Any) -> None:
-            try:
-                loop.call_soon_threadsafe(queue.put_nowait, item)
-            except RuntimeError:  # the loop closed under us: nobody is listening
-                abandoned.set()
-
-        def pump() -> None:
-            pieces = engine.stream(messages, persona_weights=weights, params=params)
-            try:
-                for piece in pieces:
-                    if abandoned.is_set():
-                        break
-                    put(piece)
-            except BaseException as exc:
-                put(exc)
-            finally:
-                pieces.close()  # cancels generation if the consumer left early
-                put(_DONE)
-
-        worker = loop.run_in_executor(None, pump)
+        engine = self.engine or await asyncio.to_thread(self.get_engine)
+        pieces = engine.astream(messages, persona_weights=weights, params=params)
         try:
-            while (item := await queue.get()) is not _DONE:
-                if isinstance(item, BaseException):
-                    raise item
-                chunk = self._chunk(item)
-                if run_manager and item.text:
-                    await run_manager.on_llm_new_token(item.text, chunk=chunk)
+            async for piece in pieces:
+                chunk = self._chunk(piece)
+                if run_manager and piece.text:
+                    await run_manager.on_llm_new_token(piece.text, chunk=chunk)
                 yield chunk
         finally:
-            abandoned.set()
-            await asyncio.shield(worker)
+            await pieces.aclose()  # a consumer that left early cancels the request
+
+
+def _routable(messages: Sequence[Any] | str) -> Any:
+    """The messages the router reads (tool messages and the like are skipped)."""
+    if isinstance(messages, str):
+        return messages
+    return [m for m in messages if not isinstance(m, BaseMessage) or isinstance(m, (HumanMessage, AIMessage, SystemMessage))]
 
 
 def _final_generation(chunks: list[ChatGenerationChunk]) -> Generation:

@@ -174,6 +174,25 @@ def cmd_check_output(args: argparse.Namespace) -> int:
     return run_check_output(args.domain, args.message, args.json)
 
 
+def cmd_serve(args: argparse.Namespace) -> int:
+    from persona_agents.config import EngineConfig
+    from persona_agents.serving.app import serve
+
+    overrides = {"max_batch_size": args.max_batch_size, "max_batch_wait_ms": args.max_batch_wait_ms}
+    config = EngineConfig.from_env(base_model=args.base_model, bundle=args.bundle, device=args.device, dtype=args.dtype,
+                                   **overrides)  # checked here, before the server starts
+
+    def load() -> Any:
+        from persona_agents.engine import PersonaFuseEngine
+
+        return PersonaFuseEngine.shared(config)
+
+    print(f"persona-agents: serving on http://{args.host}:{args.port} (OpenAI API at /v1)", file=sys.stderr)
+    serve(args.host, args.port, engine_factory=load, max_body_bytes=args.max_body_bytes,
+          log_level="info" if args.verbose else "warning")
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="persona-agents", description=__doc__)
     parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
@@ -236,6 +255,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--tag", default="synth", help="file suffix and id prefix for the new rows")
     p.add_argument("--seed", type=int, default=0)
     p.set_defaults(func=cmd_synth)
+
+    p = sub.add_parser("serve", help="an OpenAI-compatible HTTP server that batches concurrent requests")
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--port", type=int, default=8000)
+    p.add_argument("--max-batch-size", type=int, help="most requests decoded together (default 16)")
+    p.add_argument("--max-batch-wait-ms", type=float, help="wait for more requests before a batch starts (default 5)")
+    p.add_argument("--max-body-bytes", type=int, default=1_000_000, help="larger request bodies get a 413")
+    _add_engine_options(p)
+    p.set_defaults(func=cmd_serve)
 
     return parser
 

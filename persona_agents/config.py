@@ -46,6 +46,14 @@ class EngineConfig(BaseModel):
         description="used when a conversation has no system message (small models need one to stay on task)",
     )
 
+    max_batch_size: int = Field(
+        16, ge=1, le=1024, description="most requests decoded together in one batch by the scheduler"
+    )
+    max_batch_wait_ms: float = Field(
+        5.0, ge=0.0, le=10_000.0,
+        description="an idle scheduler waits this long for more requests before the first prefill",
+    )
+
     @field_validator("device")
     @classmethod
     def _known_device(cls, value: str) -> str:

@@ -1,36 +1,35 @@
 """The PersonaFuse engine: base model + bundle loaded once, routing and generation.
 
-Thread-safe: every forward pass runs inside ``ExpertMixer.active``, which holds a lock, so a
-request never runs with another request's weights. On a 2-core CPU serialising generations
-costs nothing; on a GPU, :meth:`generate_batch` serves many conversations in one batch, each
-row with its own weights.
+Thread-safe and asyncio-friendly: callers prepare their request (validate, route, template)
+in their own thread, then a :class:`~persona_agents.scheduler.BatchScheduler` serves every
+concurrent request in one batch, each row with its own persona weights (see
+``persona_agents/decoding.py`` for how rows join, leave and stay exact).
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import threading
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import torch
-from transformers import (
-    PreTrainedModel,
-    PreTrainedTokenizerBase,
-    StoppingCriteria,
-    StoppingCriteriaList,
-    TextIteratorStreamer,
-)
+from transformers import PreTrainedModel, PreTrainedTokenizerBase
 
 from persona_agents.base_model import base_model_identity, load_base_model
 from persona_agents.bundle import BundleError, PersonaFuseBundle
 from persona_agents.config import EngineConfig, default_bundle_dir
+from persona_agents.decoding import Row
 from persona_agents.encoder import TextEncoder, shared_encoder
+from persona_agents.generation import Generation, GenerationParams
 from persona_agents.messages import ChatTurn, InvalidMessageError, to_turns
 from persona_agents.mixer import ExpertMixer
 from persona_agents.router import RouteResult
+from persona_agents.scheduler import BatchScheduler, Request, RequestCancelled
+from persona_agents.streaming import StreamAssembler, StreamPiece, cut_at_stop
 from persona_agents.traits import PersonaWeights
 
 log = logging.getLogger(__name__)
@@ -39,72 +38,14 @@ BASE_ONLY = "base"  # persona_weights=BASE_ONLY runs the base model without expe
 WeightsLike = PersonaWeights | Mapping[str, float] | Sequence[float] | str | None
 
 
-@dataclass(frozen=True)
-class GenerationParams:
-    max_new_tokens: int = 256
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int | None = None
-    stop: tuple[str, ...] = ()
-    repetition_penalty: float = 1.0
-    max_time: float | None = None  # wall-clock seconds per generation
-
-    def __post_init__(self) -> None:
-        if not 1 <= self.max_new_tokens <= 32_768:
-            raise ValueError(f"max_new_tokens must be within 1..32768, got {self.max_new_tokens}")
-        if not 0.0 <= self.temperature <= 5.0:
-            raise ValueError(f"temperature must be within 0..5, got {self.temperature}")
-        if not 0.0 < self.top_p <= 1.0:
-            raise ValueError(f"top_p must be within (0, 1], got {self.top_p}")
-        if not 0.5 <= self.repetition_penalty <= 2.0:
-            raise ValueError(f"repetition_penalty must be within 0.5..2, got {self.repetition_penalty}")
-        if self.max_time is not None and self.max_time <= 0:
-            raise ValueError("max_time must be positive")
-        if any(not isinstance(s, str) or not s for s in self.stop):
-            raise ValueError("stop sequences must be non-empty strings")
-
-
 @dataclass
-class Generation:
-    text: str
-    weights: PersonaWeights | None  # None: the base model alone
-    top_traits: list[str]
-    input_tokens: int
-    output_tokens: int
-    finish_reason: str  # "stop" or "length"
+class Prepared:
+    """A validated, routed and templated request, ready for the scheduler."""
+
+    prompt: list[int]
+    weights: PersonaWeights | None
     routed: bool
-
-    def as_dict(self) -> dict[str, Any]:
-        return {
-            "text": self.text,
-            "persona_weights": self.weights.as_dict() if self.weights else None,
-            "top_traits": self.top_traits,
-            "usage": {"input_tokens": self.input_tokens, "output_tokens": self.output_tokens},
-            "finish_reason": self.finish_reason,
-            "routed": self.routed,
-        }
-
-
-@dataclass
-class StreamPiece:
-    """A piece of streamed text; the last piece carries the finished :class:`Generation`."""
-
-    text: str
-    final: Generation | None = None
-
-
-class _CancelOnEvent(StoppingCriteria):
-    def __init__(self, event: threading.Event) -> None:
-        self.event = event
-
-    def __call__(self, input_ids: torch.LongTensor, scores: torch.FloatTensor, **kwargs: Any) -> torch.BoolTensor:
-        return torch.full((input_ids.shape[0],), self.event.is_set(), dtype=torch.bool, device=input_ids.device)
-
-
-def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
-    """Text up to the earliest stop sequence, and whether one was found."""
-    cut = min((i for i in (text.find(s) for s in stop) if i >= 0), default=-1)
-    return (text[:cut], True) if cut >= 0 else (text, False)
+    params: GenerationParams
 
 
 class PersonaFuseEngine:
@@ -125,6 +66,8 @@ class PersonaFuseEngine:
         self.router = bundle.make_router(encoder)
         self.mixer = ExpertMixer(model, bundle.experts)
         self.model_name = str(getattr(model.config, "_name_or_path", "") or type(model).__name__)
+        self._scheduler: BatchScheduler | None = None
+        self._scheduler_lock = threading.Lock()
 
     # --- construction -----------------------------------------------------------------------
     @classmethod
@@ -197,43 +140,66 @@ class PersonaFuseEngine:
                 )
             del turns[droppable[0]]
 
-    def _generate_kwargs(self, params: GenerationParams, cancel: threading.Event | None) -> dict[str, Any]:
-        kwargs: dict[str, Any] = {
-            "max_new_tokens": params.max_new_tokens,
-            "pad_token_id": self.tokenizer.pad_token_id,
-            "do_sample": params.temperature > 0,
-        }
-        if params.temperature > 0:
-            kwargs.update(temperature=params.temperature, top_p=params.top_p, top_k=0)
-        if params.repetition_penalty != 1.0:
-            kwargs["repetition_penalty"] = params.repetition_penalty
-        if params.max_time is not None:
-            kwargs["max_time"] = params.max_time
-        if params.stop:
-            kwargs.update(stop_strings=list(params.stop), tokenizer=self.tokenizer)
-        if cancel is not None:
-            kwargs["stopping_criteria"] = StoppingCriteriaList([_CancelOnEvent(cancel)])
-        return kwargs
-
-    def _generation(
-        self, new_ids: list[int], prompt: list[int], weights: PersonaWeights | None, routed: bool, params: GenerationParams
-    ) -> Generation:
+    def _generation(self, new_ids: list[int], prepared: Prepared, reason: str) -> Generation:
         text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
-        text, stopped = cut_at_stop(text, params.stop)
-        ended = bool(new_ids) and new_ids[-1] in _eos_ids(self.model, self.tokenizer)
+        text, stopped = cut_at_stop(text, prepared.params.stop)
+        weights = prepared.weights
         return Generation(
             text=text.strip(),
             weights=weights,
             top_traits=weights.top_traits() if weights else [],
-            input_tokens=len(prompt),
+            input_tokens=len(prepared.prompt),
             output_tokens=len(new_ids),
-            finish_reason="stop" if stopped or ended or len(new_ids) < params.max_new_tokens else "length",
-            routed=routed,
+            finish_reason="stop" if stopped else reason,
+            routed=prepared.routed,
         )
+
+    # --- requests -----------------------------------------------------------------------------
+    def prepare(self, messages: Any, persona_weights: WeightsLike = None, params: GenerationParams | None = None) -> Prepared:
+        """Validate, route and template a request (runs in the caller's thread)."""
+        params = params or GenerationParams()
+        turns = to_turns(messages)
+        weights, routed = self._resolve_weights(turns, persona_weights)
+        return Prepared(self.prompt_ids(turns), weights, routed, params)
+
+    @property
+    def scheduler(self) -> BatchScheduler:
+        if self._scheduler is None:
+            with self._scheduler_lock:
+                if self._scheduler is None:
+                    self._scheduler = BatchScheduler(
+                        self.model, self.mixer, self.tokenizer, _eos_ids(self.model, self.tokenizer),
+                        max_batch_size=self.config.max_batch_size, max_wait=self.config.max_batch_wait_ms / 1000,
+                    )
+        return self._scheduler
+
+    def submit(self, prepared: Prepared, *, stream: bool = False, loop: asyncio.AbstractEventLoop | None = None) -> Request:
+        """Queue a prepared request; wait on ``request.future`` or read ``request.tokens()``."""
+        p = prepared.params
+        row = Row(
+            prompt=prepared.prompt,
+            weights=None if prepared.weights is None else prepared.weights.values,
+            max_new_tokens=p.max_new_tokens, min_new_tokens=p.min_new_tokens, temperature=p.temperature,
+            top_p=p.top_p, repetition_penalty=p.repetition_penalty, seed=p.seed,
+        )
+        request = Request(row, p.stop, lambda ids, reason: self._generation(ids, prepared, reason),
+                          max_time=p.max_time, stream=stream, loop=loop)
+        return self.scheduler.submit(request)
 
     # --- generation ---------------------------------------------------------------------------
     def generate(self, messages: Any, *, persona_weights: WeightsLike = None, params: GenerationParams | None = None) -> Generation:
-        return self.generate_batch([messages], [persona_weights], params=params)[0]
+        request = self.submit(self.prepare(messages, persona_weights, params))
+        try:
+            return request.future.result()
+        finally:
+            request.cancel()  # a caller interrupted while waiting frees its row
+
+    async def agenerate(self, messages: Any, *, persona_weights: WeightsLike = None, params: GenerationParams | None = None) -> Generation:
+        request = self.submit(await self.aprepare(messages, persona_weights, params))
+        try:
+            return await asyncio.wrap_future(request.future)
+        finally:
+            request.cancel()  # a cancelled task frees its row at the next step
 
     def generate_batch(
         self,
@@ -242,112 +208,61 @@ class PersonaFuseEngine:
         *,
         params: GenerationParams | None = None,
     ) -> list[Generation]:
-        """Generate for several conversations in one batch, each row with its own weights."""
-        params = params or GenerationParams()
+        """Generate for several conversations at once, each row with its own weights."""
         if not conversations:
             return []
         persona_weights = list(persona_weights) if persona_weights is not None else [None] * len(conversations)
         if len(persona_weights) != len(conversations):
             raise ValueError("persona_weights must have one entry per conversation")
-        turns_list = [to_turns(c) for c in conversations]
-        resolved = [self._resolve_weights(t, w) for t, w in zip(turns_list, persona_weights)]
-        if len({w is None for w, _ in resolved}) > 1:
-            raise ValueError("a batch cannot mix base-only rows with persona rows; send them separately")
-        prompts = [self.prompt_ids(t) for t in turns_list]
-        input_ids, attention = self._left_pad(prompts)
-        row_weights = None if resolved[0][0] is None else torch.tensor([w.values for w, _ in resolved])
-        with self.mixer.active(row_weights), torch.inference_mode():
-            if params.seed is not None:
-                torch.manual_seed(params.seed)
-            output = self.model.generate(
-                input_ids=input_ids, attention_mask=attention, **self._generate_kwargs(params, None)
-            )
-        results = []
-        for row, (prompt, (weights, routed)) in enumerate(zip(prompts, resolved)):
-            new_ids = _strip_padding(output[row, input_ids.shape[1] :].tolist(), self.tokenizer.pad_token_id, self.model, self.tokenizer)
-            results.append(self._generation(new_ids, prompt, weights, routed, params))
-        return results
+        prepared = [self.prepare(c, w, params) for c, w in zip(conversations, persona_weights)]
+        requests = [self.submit(p) for p in prepared]
+        try:
+            return [r.future.result() for r in requests]
+        finally:
+            for r in requests:
+                r.cancel()
 
     def stream(self, messages: Any, *, persona_weights: WeightsLike = None, params: GenerationParams | None = None) -> Iterator[StreamPiece]:
         """Yield text as it is generated; the last piece carries the whole :class:`Generation`.
 
-        Generation runs in a worker thread feeding a ``TextIteratorStreamer``. Closing the
-        iterator early cancels the worker at the next token.
+        Closing the iterator early cancels the request at the next decode step.
         """
-        params = params or GenerationParams()
-        turns = to_turns(messages)
-        weights, routed = self._resolve_weights(turns, persona_weights)
-        prompt = self.prompt_ids(turns)
-        input_ids = torch.tensor([prompt], device=self.device)
-        streamer = TextIteratorStreamer(self.tokenizer, skip_prompt=True, skip_special_tokens=True)
-        cancel = threading.Event()
-        outcome: dict[str, Any] = {}
-
-        def work() -> None:
-            try:
-                with self.mixer.active(None if weights is None else torch.tensor(weights.values)), torch.inference_mode():
-                    if params.seed is not None:
-                        torch.manual_seed(params.seed)
-                    out = self.model.generate(
-                        input_ids=input_ids,
-                        attention_mask=torch.ones_like(input_ids),
-                        streamer=streamer,
-                        **self._generate_kwargs(params, cancel),
-                    )
-                outcome["ids"] = out[0, input_ids.shape[1] :].tolist()
-            except BaseException as exc:  # surfaced in the consumer
-                outcome["error"] = exc
-                streamer.end()
-
-        worker = threading.Thread(target=work, name="persona-fuse-generate", daemon=True)
-        worker.start()
-        holdback = max((len(s) for s in params.stop), default=1) - 1
-        emitted, buffer, stopped = "", "", False
+        prepared = self.prepare(messages, persona_weights, params)
+        request = self.submit(prepared, stream=True)
+        assembler = StreamAssembler(self.tokenizer, prepared.params.stop)
         try:
-            for piece in streamer:
-                if stopped:
-                    continue
-                buffer += piece
-                cut, found = cut_at_stop(buffer, params.stop)
-                if found:
-                    stopped = True
-                    cancel.set()
-                    ready, buffer = cut.rstrip(), ""
-                else:
-                    # keep the last holdback characters: a stop string may be arriving a token at a time
-                    split = max(0, len(buffer) - holdback)
-                    ready, buffer = buffer[:split], buffer[split:]
-                    # hold trailing whitespace back until more text follows: the final text is stripped
-                    kept = ready.rstrip()
-                    ready, buffer = kept, ready[len(kept) :] + buffer
-                if ready:
-                    if not emitted:
-                        ready = ready.lstrip()
-                    if ready:
-                        emitted += ready
-                        yield StreamPiece(ready)
-            worker.join()
-            if "error" in outcome:
-                raise outcome["error"]
-            if buffer and not stopped:
-                tail = (buffer if emitted else buffer.lstrip()).rstrip()
-                if tail:
-                    emitted += tail
-                    yield StreamPiece(tail)
-            yield StreamPiece("", self._generation(outcome.get("ids", []), prompt, weights, routed, params))
+            for token in request.tokens():
+                if text := assembler.feed([token]):
+                    yield StreamPiece(text)
+            final = request.future.result()
+            if tail := assembler.finish():
+                yield StreamPiece(tail)
+            yield StreamPiece("", final)
         finally:
-            cancel.set()  # a consumer that left early stops the worker at its next token
-            worker.join()
+            request.cancel()
 
-    def _left_pad(self, prompts: list[list[int]]) -> tuple[torch.Tensor, torch.Tensor]:
-        width = max(len(p) for p in prompts)
-        pad = self.tokenizer.pad_token_id
-        ids = torch.full((len(prompts), width), pad, dtype=torch.long)
-        mask = torch.zeros((len(prompts), width), dtype=torch.long)
-        for row, prompt in enumerate(prompts):
-            ids[row, width - len(prompt) :] = torch.tensor(prompt)
-            mask[row, width - len(prompt) :] = 1
-        return ids.to(self.device), mask.to(self.device)
+    async def aprepare(self, messages: Any, persona_weights: WeightsLike = None, params: GenerationParams | None = None) -> Prepared:
+        """:meth:`prepare` off the event loop (routing runs the encoder)."""
+        return await asyncio.to_thread(self.prepare, messages, persona_weights, params)
+
+    async def astream(self, messages: Any, *, persona_weights: WeightsLike = None, params: GenerationParams | None = None) -> AsyncIterator[StreamPiece]:
+        async for piece in self.astream_prepared(await self.aprepare(messages, persona_weights, params)):
+            yield piece
+
+    async def astream_prepared(self, prepared: Prepared) -> AsyncIterator[StreamPiece]:
+        """Stream a request prepared already (the server validates before it answers 200)."""
+        request = self.submit(prepared, stream=True, loop=asyncio.get_running_loop())
+        assembler = StreamAssembler(self.tokenizer, prepared.params.stop)
+        try:
+            async for token in request.atokens():
+                if text := assembler.feed([token]):
+                    yield StreamPiece(text)
+            final = await asyncio.wrap_future(request.future)
+            if tail := assembler.finish():
+                yield StreamPiece(tail)
+            yield StreamPiece("", final)
+        finally:
+            request.cancel()
 
 
 def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set[int]:
@@ -358,10 +273,7 @@ def _eos_ids(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> set[
     return ids
 
 
-def _strip_padding(ids: list[int], pad_id: int | None, model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase) -> list[int]:
-    """Generated ids up to and including the first end-of-sequence (rows that ended early are padded)."""
-    eos = _eos_ids(model, tokenizer)
-    for i, token in enumerate(ids):
-        if token in eos:
-            return ids[: i + 1]
-    return ids
+__all__ = [
+    "BASE_ONLY", "Generation", "GenerationParams", "PersonaFuseEngine", "Prepared", "RequestCancelled",
+    "StreamPiece", "cut_at_stop",
+]

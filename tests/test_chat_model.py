@@ -212,7 +212,7 @@ def test_invalid_persona_weights_rejected(
 
 
 def test_engine_must_be_an_engine() -> None:
-    with pytest.raises(ValueError, match="engine must be a PersonaFuseEngine"):
+    with pytest.raises(ValueError, match="engine must be a PersonaFuseEngine or PersonaFuseClient"):
         ChatPersonaFuse(engine="not an engine")
 
 
