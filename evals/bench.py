@@ -19,7 +19,10 @@ in one ``generate_batch`` against the same 8 one by one, peak memory (``ru_maxrs
 one-forward exactness check of the peft arms against the mixer (max |logit difference|).
 Arms are interleaved (the order rotates every repeat); medians are reported. The serving keys
 (``concurrent8_speedup``, ``server_overhead``) come from ``evals/bench_serving.py``;
-``--only serving`` measures just those.
+``--only serving`` measures just those. The safety layer's cost per turn (``safety_ms_per_turn``:
+screening a user turn with two earlier turns plus checking one draft; ``screen_ms``,
+``output_check_ms``, ``safety_classifier_kb``) comes from ``evals/bench_safety.py``;
+``--only safety`` measures just that.
 
 Conversation rows (JSONL, optional ``--data``): ``{"text"}`` user messages; the default is a
 built-in set of 8.
@@ -391,8 +394,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=5)
     parser.add_argument("--new-tokens", type=int, default=32)
     parser.add_argument("--bundle", type=Path, help="bundle directory (default: the shipped bundle)")
-    parser.add_argument("--only", choices=["all", "serving"], default="all",
-                        help="'serving': only concurrent8_speedup and server_overhead")
+    parser.add_argument("--only", choices=["all", "serving", "safety"], default="all",
+                        help="'serving': only concurrent8_speedup and server_overhead; "
+                             "'safety': only the safety layer's cost per turn (no model loaded)")
     parser.add_argument("--json", action="store_true", help="print one JSON object on stdout")
     parser.add_argument("--out", type=Path, help="also write JSON, markdown and PNGs into this folder")
     args = parser.parse_args(argv)
@@ -402,6 +406,14 @@ def main(argv: list[str] | None = None) -> int:
         conversations = load_conversations(args.data)
     except DataError as exc:
         return fail(str(exc))
+    from evals.bench_safety import SAFETY_TARGET_MS, measure_safety
+
+    if args.only == "safety":
+        with stdout_to_stderr(args.json):
+            safety = measure_safety()
+        safety["targets"] = {f"safety_ms_per_turn <= {SAFETY_TARGET_MS}": safety["safety_ms_per_turn"] <= SAFETY_TARGET_MS}
+        emit(safety, args.json, lambda r: print(text_table(["metric", "value"], [[k, v] for k, v in r.items()])))
+        return 0
     with stdout_to_stderr(args.json):
         from persona_agents.base_model import load_base_model
         from persona_agents.config import EngineConfig
@@ -426,6 +438,8 @@ def main(argv: list[str] | None = None) -> int:
             result.update(run_bench(engine, expert_dirs, lambda: load_base_model(config)[0],
                                     conversations=conversations, repeats=args.repeats, new_tokens=args.new_tokens))
             result["targets"].update(result["serving_targets"])
+            result.update(measure_safety())
+            result["targets"][f"safety_ms_per_turn <= {SAFETY_TARGET_MS}"] = result["safety_ms_per_turn"] <= SAFETY_TARGET_MS
             if args.out:
                 write_report(args.out, "bench", result, markdown(result), figures(result))
     emit(result, args.json, print_serving if args.only == "serving" else print_table)
