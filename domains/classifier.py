@@ -289,4 +289,7 @@ def load_classifier(domain: str, kind: ClassifierKind = "screen") -> SafetyClass
 
     pack = load_pack(domain)
     settings = pack.classifier if kind == "screen" else pack.output_classifier
-    return load_classifier_from(domain, settings.categories, kind)
+    classifier = load_classifier_from(domain, settings.categories, kind)
+    if settings.threshold is not None:
+        classifier.threshold = settings.threshold
+    return classifier

@@ -135,6 +135,8 @@ class ClassifierSettings(_Strict):
     support_score: float = Field(default=0.25, gt=0, le=1)
     # Out-of-fold false-escalation budget used to pick the classifier threshold at training time.
     max_false_rate: float = Field(default=0.1, gt=0, lt=1)
+    # A decision threshold chosen by the operator on their own data; overrides the trained one.
+    threshold: float | None = Field(default=None, gt=0, lt=1)
 
     @model_validator(mode="after")
     def _safe_listed(self) -> ClassifierSettings:

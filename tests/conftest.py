@@ -198,7 +198,8 @@ def tiny_engine(
     tiny_bundle: PersonaFuseBundle,
     fake_encoder: FakeEncoder,
 ) -> Iterator[PersonaFuseEngine]:
-    config = EngineConfig(base_model="tiny-llama", device="cpu", max_input_tokens=512)
+    # The graphs' system prompts (persona + strict regeneration) need ~900 tokens of the tiny tokenizer.
+    config = EngineConfig(base_model="tiny-llama", device="cpu", max_input_tokens=1536)
     engine = PersonaFuseEngine(tiny_model, tiny_tokenizer, tiny_bundle, fake_encoder, config)
     engine.model_name = "tiny-llama"
     yield engine

@@ -184,7 +184,7 @@ def test_token_limit_is_a_setting() -> None:
         ({"message": "I'm here.", "return_to_agent": "no"}, "return_to_agent"),
         ({"message": "I'm here.", "return_to_agent": 1}, "return_to_agent"),
         ({"message": "x" * 200_000}, "200000 characters"),
-        ({"message": "\x00\x00\x00"}, "no visible text"),
+        ({"message": "\x00\x00\x00"}, "empty"),
         ({"message": "hi", "extra": 1}, "extra"),
         (["I'm here"], "got list"),
     ],

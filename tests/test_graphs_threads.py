@@ -33,7 +33,7 @@ class SlowReplies:
 
 def test_send_message_validates_before_invoking() -> None:
     graph = make_counseling_graph(GenericFakeChatModel(messages=iter([])), InMemorySaver())
-    for bad, expected in [(None, "must be a string"), ("", "empty"), ("\x00\x00", "no visible text"), ("a" * 9000, "9000 characters")]:
+    for bad, expected in [(None, "must be a string"), ("", "empty"), ("\x00\x00", "empty|no visible text"), ("a" * 9000, "9000 characters")]:
         with pytest.raises(InvalidInputError, match=expected):
             threads.send_message(graph, "t", bad)
     with pytest.raises(InvalidInputError, match="locale"):
@@ -96,12 +96,12 @@ def test_sqlite_thread_lock_is_a_file_lock(tmp_path: Path) -> None:
 
 def test_unfinished_turn_is_finished_once_before_the_next_message() -> None:
     saver = InMemorySaver()
-    builder = build_counseling_graph(GenericFakeChatModel(messages=iter(["first answer", "second answer"])))
+    builder = build_counseling_graph(GenericFakeChatModel(messages=iter(["Thanks for telling me. What would help most right now?", "I hear you. How has the rest of your day been?"])))
     stopped = builder.compile(checkpointer=saver, interrupt_before=["generate"])  # a crash before generation
     cfg: dict[str, Any] = {"configurable": {"thread_id": "t"}}
     stopped.invoke({"message": "first"}, cfg)
     graph = builder.compile(checkpointer=saver)
     assert graph.get_state(cfg).next == ("generate",)
     result = threads.send_message(graph, "t", "second")
-    assert [m.content for m in result["messages"]] == ["first", "first answer", "second", "second answer"]
+    assert [m.content for m in result["messages"]] == ["first", "Thanks for telling me. What would help most right now?", "second", "I hear you. How has the rest of your day been?"]
     assert threads.finish_unfinished(graph, "t") is None
