@@ -338,7 +338,7 @@ def test_generate_streams_token_by_token(tiny_engine: Any) -> None:
     assert len(chunks) > 1
     state = graph.get_state(cfg).values
     assert len({c.id for c in chunks}) == state["draft_attempts"]  # pieces of one reply per draft
-    assert state["persona"]["source"] == "router"
+    assert ("route", "router") in [(d["node"], d["decision"]) for d in state["decisions"]]
     assert sum(state["persona"]["weights"].values()) == pytest.approx(1.0, abs=1e-5)
     assert len(state["persona"]["top_traits"]) >= 1
     streamed = "".join(str(c.content) for c in chunks)

@@ -229,8 +229,8 @@ def run_cli(*args: str) -> dict[str, Any]:
 
 def test_screen_and_check_output_print_json() -> None:
     screen = run_cli("screen", "--domain", "counseling", "--message", CRISIS, "--json")
-    assert set(screen) == {"escalate", "category", "score", "reasons"}
+    assert set(screen) == {"escalate", "category", "score", "reasons", "layer"}
     assert screen["escalate"] is True and screen["category"] == "suicidal_ideation"
     check = run_cli("check-output", "--domain", "counseling", "--message", "Just double your dose tonight.", "--json")
-    assert set(check) == {"block", "category", "reasons"}
+    assert set(check) == {"block", "category", "reasons", "layer"}
     assert check["block"] is True and check["category"] == "medication_advice"
