@@ -160,13 +160,8 @@ class SafetyClassifier:
         return self.categories.index(self.safe_category)
 
     @torch.inference_mode()
-    def proba_from_embeddings(self, emb: torch.Tensor) -> torch.Tensor:
-        return torch.softmax(self.head(emb), dim=-1)
-
-    def predict_proba(self, texts: list[str]) -> torch.Tensor:
-        if not texts:
-            return torch.zeros(0, len(self.categories))
-        return self.proba_from_embeddings(embed(texts))
+    def _head_proba(self, normalised: list[str]) -> torch.Tensor:
+        return torch.softmax(self.head(_memo.embed(normalised)), dim=-1)
 
     def top_risk(self, proba: torch.Tensor) -> tuple[str, float]:
         """Most likely non-safe category and the total non-safe probability mass."""
@@ -178,10 +173,11 @@ class SafetyClassifier:
         """(most likely risk category, risk score in [0, 1]) per text; compare with ``threshold``."""
         if not texts:
             return []
-        head = [self.top_risk(p) for p in self.predict_proba(texts)]
+        normalised = [normalise(t) for t in texts]  # once: both scorers read the same form
+        head = [self.top_risk(p) for p in self._head_proba(normalised)]
         if self.lexical is None or self.lexical_weight == 0.0:
             return head
-        lexical = self.lexical.risk([normalise(t) for t in texts])
+        lexical = self.lexical.risk(normalised)
         w = self.lexical_weight
         return [(cat, (1 - w) * risk + w * float(lex)) for (cat, risk), lex in zip(head, lexical)]
 

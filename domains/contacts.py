@@ -115,15 +115,15 @@ def find_contacts(text: str, allowed: AllowedContacts, *, domain: str) -> list[C
     ``invented_contact``; in reviews, a number someone is asked to call is ``invented_contact``
     and other people's numbers, emails, cards and addresses are ``personal_data``."""
     found: list[ContactFinding] = []
-    emails = [m.span() for m in _EMAIL.finditer(text)]
-    for m in _EMAIL.finditer(text):
+    emails = list(_EMAIL.finditer(text))
+    for m in emails:
         before = text[max(0, m.start() - 40) : m.start()]
         category = INVENTED_CONTACT if domain == "counseling" else _category_in_reviews(before)
         found.append(ContactFinding(category, "email", m.group(0)))
     for m in _CVV.finditer(text):
         found.append(ContactFinding(PERSONAL_DATA, "security code", m.group(0)))
     for m in _URL.finditer(text):
-        if any(s <= m.start() < e for s, e in emails) or _domain_allowed(m.group(1), allowed.domains):
+        if any(e.start() <= m.start() < e.end() for e in emails) or _domain_allowed(m.group(1), allowed.domains):
             continue
         if re.fullmatch(r"[\d.]+", m.group(1)):
             continue  # "2.5.com" is not a thing; "3.50" is a price

@@ -213,8 +213,6 @@ def screen_message(
     ``InvalidInputError``.
     """
     load_pack(domain)  # an unknown domain is a PackError that names the known ones
-    if rating is not None and (isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5):
-        raise InvalidInputError(f"rating must be an int from 1 to 5, got {rating!r}")
     try:
         request = ScreenRequest(
             domain=domain,  # type: ignore[arg-type]
@@ -225,5 +223,8 @@ def screen_message(
         )
     except ValidationError as exc:
         problem = exc.errors()[0]
-        raise InvalidInputError(str(problem["msg"]).removeprefix("Value error, ")) from exc
+        message = str(problem["msg"]).removeprefix("Value error, ")
+        if problem["type"] != "value_error":  # pydantic's own check: name the field and the value
+            message = f"{'.'.join(map(str, problem['loc']))} {message.lower()}, got {problem['input']!r}"
+        raise InvalidInputError(message) from exc
     return screen(request, guard)
