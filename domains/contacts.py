@@ -2,8 +2,10 @@
 
 A model that makes up a phone number or a web address sends a person in distress, or a
 customer, somewhere nobody checked. Card numbers (Luhn-valid), security codes, emails, phone
-numbers, street addresses and postcodes are found with patterns; a phone number or address
-that the domain pack lists (its helplines, emergency numbers and web sites) is allowed.
+numbers, street addresses, postcodes and social media plugs ("follow us on Instagram",
+"@ourshop") are found with patterns; a phone number, web address or platform that the domain
+pack lists (its helplines, emergency numbers and web sites) is allowed. ``domains.invented``
+joins these findings with invented amounts and policies (``domains.stated_facts``).
 """
 
 from __future__ import annotations
@@ -29,6 +31,16 @@ _STREET = re.compile(
     r"\b\d{1,5}[a-z]?,? (?:[A-Z][a-z]+ ){1,3}(?:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Drive|Dr|Close|Way|Court|Ct|Crescent|Place|Pl|Terrace|Boulevard|Blvd|Gardens|Grove|Hill|Square|Strasse|Straße)\b\.?"
 )
 _UK_POSTCODE = re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b")
+_PLATFORM = (r"facebook|instagram|insta|twitter|tiktok|linkedin|youtube|pinterest|snapchat|whatsapp|telegram|threads"
+             r"|discord|reddit|mastodon|bluesky")
+# A channel offered in the service's voice: "follow us on Instagram", "our Facebook page", "@ourshop".
+_SOCIAL = re.compile(
+    rf"\b(?:follow|find|like|join|message|dm|contact|reach|tag|catch|connect with|chat with|subscribe to)\s+us\b"
+    rf"[^.!?\n]{{0,24}}?\b(?:on|via|at|over)\s+(?:{_PLATFORM})\b"
+    rf"|\bour\s+(?:official\s+)?(?:{_PLATFORM})(?:\s+(?:page|account|profile|channel|group|feed|handle|community))?\b",
+    re.IGNORECASE,
+)
+_HANDLE = re.compile(r"(?<![\w.@])@[A-Za-z][A-Za-z0-9_]{1,29}\b")
 # Words just before a short number that make it something to call or text ("call 55123").
 _DIAL_CUE = re.compile(
     r"\b(?:call|ring|dial|phone|text|txt|sms|whatsapp|hotline|helpline|line|number|no\.?|tel\.?|on)\W{0,3}$"
@@ -57,7 +69,9 @@ def _category_in_reviews(before: str) -> str:
 
 
 @dataclass(frozen=True)
-class ContactFinding:
+class Finding:
+    """Something in a draft that nobody vouched for: a contact detail, personal data, a fact."""
+
     category: str
     kind: str
     text: str
@@ -84,15 +98,18 @@ def _only_digits(text: str) -> str:
 class AllowedContacts:
     numbers: frozenset[str]
     domains: frozenset[str]
+    channels: str = ""  # the pack's resource text, lower-cased: a platform or handle named there is listed
 
     @classmethod
     def from_pack(cls, pack: DomainPack) -> AllowedContacts:
         numbers: set[str] = set()
         domains: set[str] = set()
+        listed: list[str] = []
         for entry in pack.locales.values():
             fields = [entry.emergency_number or ""]
             for res in entry.resources:
                 fields += [res.phone or "", res.text or "", res.url or "", res.note or "", res.name]
+            listed += fields
             for value in fields:
                 # "0800 111 0 111 or 0800 111 0 222", "112 (or 15 for SAMU)", "HOME to 741741"
                 for part in re.split(r"\bor\b|[(),]|\bto\b|\bfor\b", value):
@@ -101,7 +118,7 @@ class AllowedContacts:
                         numbers.add(digits)
                 for m in _URL.finditer(value):
                     domains.add(m.group(1).lower())
-        return cls(frozenset(numbers), frozenset(domains))
+        return cls(frozenset(numbers), frozenset(domains), " ".join(listed).lower())
 
 
 def _domain_allowed(domain: str, allowed: frozenset[str]) -> bool:
@@ -109,32 +126,32 @@ def _domain_allowed(domain: str, allowed: frozenset[str]) -> bool:
     return any(domain == a or domain.endswith("." + a) for a in allowed)
 
 
-def find_contacts(text: str, allowed: AllowedContacts, *, domain: str) -> list[ContactFinding]:
-    """Every card number, security code, email, unlisted phone number, web address or street
-    address in ``text``. In the counseling domain every contact detail a model adds is
+def find_contacts(text: str, allowed: AllowedContacts, *, domain: str) -> list[Finding]:
+    """Every card number, security code, email, unlisted phone number, web address, street
+    address or social media channel in ``text``. In the counseling domain every contact detail a model adds is
     ``invented_contact``; in reviews, a number someone is asked to call is ``invented_contact``
     and other people's numbers, emails, cards and addresses are ``personal_data``."""
-    found: list[ContactFinding] = []
+    found: list[Finding] = []
     emails = list(_EMAIL.finditer(text))
     for m in emails:
         before = text[max(0, m.start() - 40) : m.start()]
         category = INVENTED_CONTACT if domain == "counseling" else _category_in_reviews(before)
-        found.append(ContactFinding(category, "email", m.group(0)))
+        found.append(Finding(category, "email", m.group(0)))
     for m in _CVV.finditer(text):
-        found.append(ContactFinding(PERSONAL_DATA, "security code", m.group(0)))
+        found.append(Finding(PERSONAL_DATA, "security code", m.group(0)))
     for m in _URL.finditer(text):
         if any(e.start() <= m.start() < e.end() for e in emails) or _domain_allowed(m.group(1), allowed.domains):
             continue
         if re.fullmatch(r"[\d.]+", m.group(1)):
             continue  # "2.5.com" is not a thing; "3.50" is a price
-        found.append(ContactFinding(INVENTED_CONTACT, "web address", m.group(0)))
+        found.append(Finding(INVENTED_CONTACT, "web address", m.group(0)))
     for m in _DIGITS.finditer(text):
         raw = m.group(0).strip(" -.()")
         digits = _only_digits(raw)
         if digits in allowed.numbers or not digits:
             continue
         if 13 <= len(digits) <= 19 and (luhn_valid(digits) or re.fullmatch(r"\d{4}([ -])\d{4}\1\d{4}\1\d{4}", raw)):
-            found.append(ContactFinding(PERSONAL_DATA, "card number", raw))
+            found.append(Finding(PERSONAL_DATA, "card number", raw))
             continue
         before = text[max(0, m.start() - 24) : m.start()]
         is_phone = 7 <= len(digits) <= 15 and (
@@ -147,10 +164,18 @@ def find_contacts(text: str, allowed: AllowedContacts, *, domain: str) -> list[C
             continue
         before = text[max(0, m.start() - 40) : m.start()]
         category = INVENTED_CONTACT if domain == "counseling" else _category_in_reviews(before)
-        found.append(ContactFinding(category, "phone number", raw))
+        found.append(Finding(category, "phone number", raw))
     for rx in (_STREET, _UK_POSTCODE):
         for m in rx.finditer(text):
-            found.append(ContactFinding(PERSONAL_DATA, "address", m.group(0)))
+            found.append(Finding(PERSONAL_DATA, "address", m.group(0)))
+    for rx in (_SOCIAL, _HANDLE):
+        for m in rx.finditer(text):
+            if any(e.start() <= m.start() < e.end() for e in emails):
+                continue
+            named = re.search(rf"{_PLATFORM}|@\w+", m.group(0), re.IGNORECASE)
+            if named and named.group(0).lower() in allowed.channels:
+                continue
+            found.append(Finding(INVENTED_CONTACT, "social media", m.group(0)))
     return found
 
 
@@ -169,5 +194,5 @@ def allowed_contacts(domain: str) -> AllowedContacts:
     return AllowedContacts.from_pack(load_pack(domain))
 
 
-def contact_findings(domain: str, text: str) -> list[ContactFinding]:
+def contact_findings(domain: str, text: str) -> list[Finding]:
     return find_contacts(text, allowed_contacts(domain), domain=domain)

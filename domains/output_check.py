@@ -2,17 +2,20 @@
 
 Layers, in order; the first that blocks decides and is named in the result:
 
-1. contacts: card numbers, security codes, emails, addresses, and phone numbers or web sites the
-   pack does not list (``domains.contacts``);
+1. contacts: card numbers, security codes, emails, addresses, and phone numbers, web sites or
+   social media channels the pack does not list (``domains.invented``);
 2. rules: patterns from ``pack.output_rules``, matched case-insensitively but with case
    preserved, so person-name patterns can insist on capitalised words. A match is excused when a
    negation governs it ("don't stop taking your medication") or when it sits inside an allowed
    context ("a doctor can assess whether you have depression");
-3. classifier: the domain's learned output head over MiniLM embeddings, trained on drafts the
+3. facts: amounts of money and service policies that neither the pack nor the person's message
+   states (``invented_fact``, ``domains.invented``; after the rules, so a promised voucher is
+   named ``unauthorised_compensation``);
+4. classifier: the domain's learned output head over MiniLM embeddings, trained on drafts the
    project wrote per block category, paraphrases included;
-4. guard: an optional guard model (``domains.guard.SafetyGuard``).
+5. guard: an optional guard model (``domains.guard.SafetyGuard``).
 
-Anything that goes wrong in layers 3 and 4 blocks the draft: a reply nobody could check is not sent.
+Anything that goes wrong in layers 4 and 5 blocks the draft: a reply nobody could check is not sent.
 """
 
 from __future__ import annotations
@@ -21,8 +24,8 @@ import re
 from functools import cache
 
 from domains.classifier import load_classifier
-from domains.contacts import contact_findings
 from domains.guard import SafetyGuard
+from domains.invented import INVENTED_FACT, invented_details
 from domains.results import OutputCheck
 from domains.rules import Span, negation_before
 from domains.schema import OutputRules, load_pack
@@ -101,21 +104,22 @@ def check_output(
 ) -> OutputCheck:
     """Should this draft reply be withheld? ``category`` is "ok" when it may be sent.
 
-    ``user_text`` (the message the draft answers) is shown to the guard model, if there is one.
+    ``user_text`` (the message the draft answers) vouches for the amounts and terms it states,
+    and is shown to the guard model, if there is one.
     """
     if not isinstance(text, str):
         raise TypeError(f"draft must be a str, got {type(text).__name__}")
-    findings = contact_findings(domain, fold(text))
-    if findings:
+    findings = invented_details(domain, text, user_text=user_text)
+    contacts = [f for f in findings if f.category != INVENTED_FACT]
+    if contacts:
         return OutputCheck(
-            block=True,
-            category=findings[0].category,
-            reasons=[f.reason() for f in findings],
-            layer="contacts",
+            block=True, category=contacts[0].category, reasons=[f.reason() for f in contacts], layer="contacts"
         )
     result = output_checker(domain).check(text)
     if result.block:
         return result
+    if findings:
+        return OutputCheck(block=True, category=INVENTED_FACT, reasons=[f.reason() for f in findings], layer="facts")
     try:
         learned = _learned_layers(domain, text, guard, user_text)
     except Exception as exc:  # fail closed: an unchecked draft is never sent

@@ -2,7 +2,8 @@
 
 A pack holds everything that differs between the counseling agent and the review agent:
 crisis resources per locale, risk and output rules (regex patterns as data), the
-customer-service policy, prompts and the fixed replies used when a human takes over.
+customer-service policy, the facts about the service a reply may state, prompts and the fixed
+replies used when a human takes over.
 """
 
 from __future__ import annotations
@@ -171,6 +172,11 @@ class DomainPack(_Strict):
     crisis_template: CrisisTemplate | None = None
     escalation_reply: str | None = None
     review_lexicon: ReviewLexicon | None = None
+    # What the service really offers, in plain sentences a reply may repeat: prices, opening hours,
+    # response times, return or privacy terms ("Returns are accepted within 30 days of delivery.").
+    # An amount or a policy term in a draft that is neither here, in the resources' hours and notes,
+    # nor in the person's own words is an invented fact (domains.stated_facts).
+    facts: list[str] = Field(default_factory=list)
 
     @field_validator("locales")
     @classmethod

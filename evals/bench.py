@@ -208,7 +208,8 @@ def run_bench(engine: Any, expert_dirs: Mapping[str, Path], load_model_copy: Cal
                       for s in engine.mixer._layers.values())
     memory["mixer_factors_mb"] = mixer_bytes / (1024 * 1024)
     weights = bench_weights(engine, conversations)
-    params = GenerationParams(max_new_tokens=new_tokens, min_new_tokens=new_tokens, temperature=0.0)
+    # the raw distribution, as the peft arms decode it (transformers' greedy generate, no repetition rules)
+    params = GenerationParams.raw(max_new_tokens=new_tokens, min_new_tokens=new_tokens, temperature=0.0)
     pad = engine.tokenizer.pad_token_id
     prompt_ids = [torch.tensor([engine.prompt_ids(to_turns(c))], device=engine.device) for c in conversations]
     system = engine.config.default_system_prompt

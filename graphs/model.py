@@ -27,7 +27,7 @@ STRICT_PERSONA = PersonaWeights.from_mapping(
 
 def default_model() -> ChatPersonaFuse:
     """The embedded default PersonaFuse model (loaded on first use, shared per process)."""
-    return ChatPersonaFuse(max_tokens=120, repetition_penalty=1.15)
+    return ChatPersonaFuse()  # the reply defaults of GenerationParams
 
 
 def lazy_model(model: BaseChatModel | None) -> Callable[[], BaseChatModel]:

@@ -30,10 +30,14 @@ from pydantic import ConfigDict, Field, PrivateAttr, field_validator
 from persona_agents.client import PersonaFuseClient
 from persona_agents.config import EngineConfig
 from persona_agents.engine import BASE_ONLY, PersonaFuseEngine
-from persona_agents.generation import Generation, GenerationParams
+from persona_agents.generation import DEFAULT_PARAMS, Generation, GenerationParams
 from persona_agents.router import RouteResult
 from persona_agents.streaming import StreamPiece
 from persona_agents.traits import PersonaWeights
+
+# call options (and fields) that set decoding, named as GenerationParams.from_options names them
+_DECODING_OPTIONS = ("max_tokens", "temperature", "top_p", "seed", "repetition_penalty", "no_repeat_ngram_size",
+                     "word_run_limit", "end_at_sentence")
 
 
 class ChatPersonaFuse(BaseChatModel):
@@ -44,7 +48,7 @@ class ChatPersonaFuse(BaseChatModel):
 
             from persona_agents import ChatPersonaFuse
 
-            llm = ChatPersonaFuse(max_tokens=80)
+            llm = ChatPersonaFuse()   # reply defaults: 120 tokens, no loops, ends on a sentence
             reply = llm.invoke("I failed my exam and feel awful")
             reply.response_metadata["top_traits"]   # e.g. ['agreeableness_high', 'neuroticism_low']
             llm.invoke("Hi!", persona_weights={"extraversion_high": 1.0})  # fixed persona
@@ -67,10 +71,18 @@ class ChatPersonaFuse(BaseChatModel):
     bundle: str | None = Field(None, description="PersonaFuse bundle folder; None for the shipped default")
     device: str = "auto"
     dtype: str = "auto"
-    max_tokens: int = Field(256, ge=1, le=32_768, description="maximum new tokens per reply")
-    temperature: float = Field(0.0, ge=0.0, le=5.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
-    repetition_penalty: float = Field(1.0, ge=0.5, le=2.0, description=">1 discourages loops (small models need ~1.15)")
+    # decoding: the defaults are GenerationParams' reply defaults (persona_agents/generation.py)
+    max_tokens: int = Field(DEFAULT_PARAMS.max_new_tokens, ge=1, le=32_768, description="maximum new tokens per reply")
+    temperature: float = Field(DEFAULT_PARAMS.temperature, ge=0.0, le=5.0)
+    top_p: float = Field(DEFAULT_PARAMS.top_p, gt=0.0, le=1.0)
+    repetition_penalty: float = Field(DEFAULT_PARAMS.repetition_penalty, ge=0.5, le=2.0,
+                                      description=">1 discourages repeating tokens of the prompt and reply")
+    no_repeat_ngram_size: int = Field(DEFAULT_PARAMS.no_repeat_ngram_size, ge=0, le=64,
+                                      description="no run of this many tokens twice in a reply; 0 turns it off")
+    word_run_limit: int = Field(DEFAULT_PARAMS.word_run_limit, ge=0, le=16,
+                                description="a run of four words occurs at most this often in a reply; 0 turns it off")
+    end_at_sentence: bool = Field(DEFAULT_PARAMS.end_at_sentence,
+                                  description="a reply that runs out of tokens ends at its last complete sentence")
     seed: int | None = None
     stop: list[str] | None = Field(None, alias="stop_sequences")
     persona_weights: dict[str, float] | None = Field(
@@ -113,6 +125,9 @@ class ChatPersonaFuse(BaseChatModel):
             "temperature": self.temperature,
             "top_p": self.top_p,
             "repetition_penalty": self.repetition_penalty,
+            "no_repeat_ngram_size": self.no_repeat_ngram_size,
+            "word_run_limit": self.word_run_limit,
+            "end_at_sentence": self.end_at_sentence,
             "seed": self.seed,
             "persona_weights": self.persona_weights,
             "base_url": self.base_url,
@@ -159,20 +174,13 @@ class ChatPersonaFuse(BaseChatModel):
         return await asyncio.to_thread(engine.route, _routable(messages), top_k)
 
     def _call_options(self, stop: list[str] | None, kwargs: Mapping[str, Any]) -> tuple[Any, GenerationParams]:
-        unknown = set(kwargs) - {"persona_weights", "max_tokens", "temperature", "top_p", "seed", "model", "repetition_penalty"}
+        unknown = set(kwargs) - {"persona_weights", "model", *_DECODING_OPTIONS}
         if unknown:
             raise TypeError(f"ChatPersonaFuse got unexpected call options: {', '.join(sorted(unknown))}")
         weights = kwargs.get("persona_weights", self.persona_weights)
-        stops = stop if stop is not None else (self.stop or ())
-        stops = (stops,) if isinstance(stops, str) else tuple(stops)  # a str is one stop string
-        params = GenerationParams(
-            max_new_tokens=int(kwargs.get("max_tokens", self.max_tokens)),
-            temperature=float(kwargs.get("temperature", self.temperature)),
-            top_p=float(kwargs.get("top_p", self.top_p)),
-            seed=kwargs.get("seed", self.seed),
-            repetition_penalty=float(kwargs.get("repetition_penalty", self.repetition_penalty)),
-            stop=stops,
-            max_time=self.timeout,
+        options = {name: kwargs.get(name, getattr(self, name)) for name in _DECODING_OPTIONS}
+        params = GenerationParams.from_options(
+            **options, stop=stop if stop is not None else self.stop, timeout=self.timeout
         )
         return weights, params
 

@@ -7,18 +7,28 @@ a prefill of their own (the two caches are left-padded to one width and concaten
 with an index select, and columns that are padding for every remaining row are trimmed.
 
 Sampling follows transformers' order per row: repetition penalty (over the row's prompt and
-output), minimum length, temperature, top-p; each row samples with its own seeded generator.
+output), no-repeat n-grams (over the output only), minimum length, temperature, top-p; each
+row samples with its own seeded generator. The n-gram rule bans a token that would repeat an
+n-token run already in the reply, unless the run holds no letter at all (digits, spaces and
+punctuation: phone numbers like "1800 247 247" repeat such runs legitimately). The word-run
+guard (``persona_agents.repetition``) keeps a run of four words from occurring once too often:
+the tokens that would start the run's last word are taken out (the model says something else);
+if the model is inside that word anyway, the tokens that would end it are taken out; and a
+chosen token that would still complete the run (a word ending inside the token) is taken out and
+the choice made again.
 """
 
 from __future__ import annotations
 
 import inspect
 import random
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
 import torch
+
+from persona_agents.repetition import WordRunGuard, starts_word_char, words
 
 
 @dataclass
@@ -32,13 +42,20 @@ class Row:
     temperature: float = 0.0
     top_p: float = 1.0
     repetition_penalty: float = 1.0
+    no_repeat_ngram_size: int = 0
+    word_run_limit: int = 0  # 0: off; else a run of four words may occur at most this many times
     seed: int | None = None
     owner: Any = None  # the scheduler's request
     ids: list[int] = field(default_factory=list)
     generator: torch.Generator | None = None
+    # (n-1)-token prefix -> tokens that followed it in the output (the n-gram rule's memory)
+    followers: dict[tuple[int, ...], set[int]] = field(default_factory=dict)
+    word_guard: WordRunGuard | None = None
 
     def __post_init__(self) -> None:
         self.ids = list(self.prompt)
+        if self.word_run_limit:
+            self.word_guard = WordRunGuard(self.word_run_limit)
         if self.temperature > 0:
             self.generator = torch.Generator().manual_seed(
                 self.seed if self.seed is not None else random.getrandbits(63)
@@ -47,6 +64,63 @@ class Row:
     @property
     def generated(self) -> list[int]:
         return self.ids[len(self.prompt) :]
+
+    @property
+    def plain(self) -> bool:
+        """No logits processing at all: greedy rows like this are batched in one argmax."""
+        return (self.temperature == 0 and self.repetition_penalty == 1.0 and self.min_new_tokens == 0
+                and self.no_repeat_ngram_size < 2 and self.word_guard is None)
+
+    def append(self, token: int, has_letter: Callable[[int], bool]) -> None:
+        """Add a sampled token and remember the n-gram it closes (if it contains a letter)."""
+        self.ids.append(token)
+        n = self.no_repeat_ngram_size
+        if n < 2 or len(self.ids) - len(self.prompt) < n:
+            return
+        gram = self.ids[-n:]
+        if any(has_letter(t) for t in gram):
+            self.followers.setdefault(tuple(gram[:-1]), set()).add(token)
+
+    def banned(self) -> list[int]:
+        """Tokens that would repeat an n-gram of the output (empty when the rule is off)."""
+        n = self.no_repeat_ngram_size
+        if n < 2 or len(self.ids) - len(self.prompt) < n - 1:
+            return []
+        return sorted(self.followers.get(tuple(self.ids[len(self.ids) - n + 1 :]), ()))
+
+
+class TokenTable:
+    """What the repetition rules need to know about every token, decoded once per tokenizer:
+    whether its text holds a letter (n-grams without one are exempt), whether it starts with a
+    character that ends a word (appended to a word in progress, it finishes that word), whether
+    it starts with whitespace, and the tokens that are (the start of) one word, by that word."""
+
+    def __init__(self, tokenizer: Any, vocab_size: int) -> None:
+        self.vocab_size = vocab_size
+        known = min(len(tokenizer), vocab_size)
+        texts = tokenizer.batch_decode([[i] for i in range(known)], skip_special_tokens=False)
+        self.has_letter = torch.ones(vocab_size, dtype=torch.bool)
+        self.ends_word = torch.ones(vocab_size, dtype=torch.bool)  # ids past the tokenizer: treated as ends
+        self.space_start = torch.zeros(vocab_size, dtype=torch.bool)
+        self.has_letter[:known] = torch.tensor([any(ch.isalpha() for ch in t) for t in texts], dtype=torch.bool)
+        self.ends_word[:known] = torch.tensor([not starts_word_char(t) for t in texts], dtype=torch.bool)
+        self.space_start[:known] = torch.tensor([t[:1].isspace() for t in texts], dtype=torch.bool)
+        self._letters = self.has_letter.tolist()
+        self._space = self.space_start.tolist()
+        # "jug" -> ids of "jug", " jug", "Jug", ...: tokens that are one word piece after optional spaces
+        self.word_pieces: dict[str, list[int]] = {}
+        for i, text in enumerate(texts):
+            piece = text.lstrip().lower()
+            if piece and words(piece) == [piece]:
+                self.word_pieces.setdefault(piece, []).append(i)
+
+    def letter(self, token: int) -> bool:
+        return self._letters[token] if 0 <= token < len(self._letters) else True
+
+    def starting(self, word: str, *, after_space_only: bool) -> list[int]:
+        """Tokens that start ``word`` (any non-empty prefix of it as a whole token)."""
+        ids = [i for k in range(1, len(word) + 1) for i in self.word_pieces.get(word[:k], ())]
+        return [i for i in ids if self._space[i]] if after_space_only else ids
 
 
 def check_supported(model: Any) -> None:
@@ -74,10 +148,15 @@ def _left_pad(tensor: torch.Tensor, width: int, dim: int) -> torch.Tensor:
 class DecodeBatch:
     """The rows being decoded together, their cache and attention mask."""
 
-    def __init__(self, model: Any, eos_ids: set[int], num_experts: int) -> None:
+    def __init__(self, model: Any, eos_ids: set[int], num_experts: int, tokens: TokenTable | None = None,
+                 decode: Callable[[list[int]], str] | None = None) -> None:
         self.model = model
         self.eos_ids = sorted(eos_ids)
         self.num_experts = num_experts
+        # per-token facts for the n-gram rule and the word-run guard; None: every token has a letter
+        self.tokens = tokens
+        self.has_letter: Callable[[int], bool] = tokens.letter if tokens is not None else (lambda token: True)
+        self.decode = decode  # token ids -> text, for the word-run guard (rows with one need it)
         self.rows: list[Row] = []
         self.cache: Any = None
         self.mask: torch.Tensor | None = None  # (batch, T) long, 1 for real tokens
@@ -172,30 +251,88 @@ class DecodeBatch:
             layer.values = layer.values.index_select(0, index)[:, :, first:]
 
     # --- sampling --------------------------------------------------------------------------
+    def _refuses(self, row: Row, token: int) -> bool:
+        """Would ``token`` make a run of words occur once too often in the row's reply?"""
+        if row.word_guard is None:
+            return False
+        final = token in self.eos_ids or len(row.generated) + 1 >= row.max_new_tokens
+        ids = row.generated if token in self.eos_ids else [*row.generated, token]
+        return row.word_guard.refuses(self._decode(ids), final=final)
+
+    def _word_guard_bans(self, row: Row) -> torch.Tensor | None:
+        """A vocabulary mask of the tokens the word-run guard takes out before choosing: those
+        that would start a word completing a run once too often, and, when the word in progress
+        would complete one, those that would end it (end-of-sequence included). None: no ban."""
+        if row.word_guard is None or self.tokens is None:
+            return None
+        text = self._decode(row.generated)
+        forbidden, inside = row.word_guard.forbidden_next(text)
+        banned: torch.Tensor | None = None
+        if forbidden:
+            banned = torch.zeros(self.tokens.vocab_size, dtype=torch.bool)
+            for word in forbidden:  # inside a word, only a token starting with a space starts the next one
+                banned[self.tokens.starting(word, after_space_only=inside)] = True
+        if row.word_guard.ending_refused(text):
+            banned = self.tokens.ends_word.clone() if banned is None else banned | self.tokens.ends_word
+            banned[self.eos_ids] = True
+        return banned
+
+    def _decode(self, ids: list[int]) -> str:
+        if self.decode is None:
+            raise RuntimeError("a row with a word-run limit needs a DecodeBatch built with decode=")
+        return self.decode(ids)
+
     def _sample(self, rows: Sequence[Row], logits: torch.Tensor) -> list[int]:
         logits = logits.float()
-        if all(r.temperature == 0 and r.repetition_penalty == 1.0 and r.min_new_tokens == 0 for r in rows):
+        if all(r.plain for r in rows):
             tokens = logits.argmax(-1).tolist()
         else:
-            tokens = [_next_token(row, logits[i : i + 1], self.eos_ids) for i, row in enumerate(rows)]
+            tokens = [
+                _next_token(row, logits[i : i + 1], self.eos_ids, self._refuses, self._word_guard_bans(row))
+                for i, row in enumerate(rows)
+            ]
         for row, token in zip(rows, tokens):
-            row.ids.append(int(token))
+            row.append(int(token), self.has_letter)
         return [int(t) for t in tokens]
 
 
-def _next_token(row: Row, logits: torch.Tensor, eos_ids: list[int]) -> int:
-    """One row's next token from its (1, vocab) logits."""
+def _next_token(row: Row, logits: torch.Tensor, eos_ids: list[int],
+                refuses: Callable[[Row, int], bool] | None = None, banned_mask: torch.Tensor | None = None) -> int:
+    """One row's next token from its (1, vocab) logits. ``banned_mask`` (vocab,) takes tokens out
+    first; a chosen token ``refuses`` rejects is taken out and the choice made again (greedy:
+    the next best; sampled: a new draw)."""
     logits = logits.clone()
     if row.repetition_penalty != 1.0:
         seen = torch.tensor([row.ids], device=logits.device)
         score = logits.gather(1, seen)
         score = torch.where(score < 0, score * row.repetition_penalty, score / row.repetition_penalty)
         logits.scatter_(1, seen, score)
+    if banned := row.banned():
+        logits[:, banned] = -float("inf")
     if len(row.generated) < row.min_new_tokens and eos_ids:
         logits[:, eos_ids] = -float("inf")
+    if banned_mask is not None:
+        logits[:, banned_mask.to(logits.device)[: logits.shape[-1]]] = -float("inf")
+    if row.temperature > 0:
+        logits = logits / row.temperature
+    token = _choose(row, logits)
+    for _ in range(_MAX_REFUSALS):
+        if refuses is None or not refuses(row, token):
+            break
+        logits[:, token] = -float("inf")
+        if not torch.isfinite(logits).any():
+            break  # nothing left to choose from: keep the last choice
+        token = _choose(row, logits)
+    return token
+
+
+_MAX_REFUSALS = 32
+
+
+def _choose(row: Row, logits: torch.Tensor) -> int:
+    """Greedy, or a draw from the top-p nucleus of (temperature-scaled) logits."""
     if row.temperature == 0:
         return int(logits.argmax(-1))
-    logits = logits / row.temperature
     if row.top_p < 1.0:
         ordered, order = torch.sort(logits, descending=False)
         cumulative = ordered.softmax(-1).cumsum(-1)

@@ -88,7 +88,7 @@ def run_demo(config: EngineConfig, *, max_tokens: int = 80) -> int:
     if manifest.untrained_parts:
         print(f"NOTE: this bundle's {' and '.join(manifest.untrained_parts)} are UNTRAINED: no real persona effect.")
     print()
-    model = ChatPersonaFuse(engine=engine, max_tokens=max_tokens, repetition_penalty=1.15)
+    model = ChatPersonaFuse(engine=engine, max_tokens=max_tokens)
     _counseling(model)
     _reviews(model)
     return 0

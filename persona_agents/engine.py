@@ -29,6 +29,7 @@ from persona_agents.messages import ChatTurn, InvalidMessageError, to_turns
 from persona_agents.mixer import ExpertMixer
 from persona_agents.router import RouteResult
 from persona_agents.scheduler import BatchScheduler, Request, RequestCancelled
+from persona_agents.sentences import trim_to_sentence
 from persona_agents.streaming import StreamAssembler, StreamPiece, cut_at_stop
 from persona_agents.traits import PersonaWeights
 
@@ -143,6 +144,8 @@ class PersonaFuseEngine:
     def _generation(self, new_ids: list[int], prepared: Prepared, reason: str) -> Generation:
         text = self.tokenizer.decode(new_ids, skip_special_tokens=True)
         text, stopped = cut_at_stop(text, prepared.params.stop)
+        if not stopped and reason == "length" and prepared.params.end_at_sentence:
+            text = trim_to_sentence(text)  # the budget ran out mid-sentence
         weights = prepared.weights
         return Generation(
             text=text.strip(),
@@ -180,7 +183,8 @@ class PersonaFuseEngine:
             prompt=prepared.prompt,
             weights=None if prepared.weights is None else prepared.weights.values,
             max_new_tokens=p.max_new_tokens, min_new_tokens=p.min_new_tokens, temperature=p.temperature,
-            top_p=p.top_p, repetition_penalty=p.repetition_penalty, seed=p.seed,
+            top_p=p.top_p, repetition_penalty=p.repetition_penalty, no_repeat_ngram_size=p.no_repeat_ngram_size,
+            word_run_limit=p.word_run_limit, seed=p.seed,
         )
         request = Request(row, p.stop, lambda ids, reason: self._generation(ids, prepared, reason),
                           max_time=p.max_time, stream=stream, loop=loop)
@@ -225,17 +229,20 @@ class PersonaFuseEngine:
     def stream(self, messages: Any, *, persona_weights: WeightsLike = None, params: GenerationParams | None = None) -> Iterator[StreamPiece]:
         """Yield text as it is generated; the last piece carries the whole :class:`Generation`.
 
+        With ``end_at_sentence`` (the default) text is released a sentence at a time, so nothing
+        shown has to be taken back when the token budget cuts the reply.
+
         Closing the iterator early cancels the request at the next decode step.
         """
         prepared = self.prepare(messages, persona_weights, params)
         request = self.submit(prepared, stream=True)
-        assembler = StreamAssembler(self.tokenizer, prepared.params.stop)
+        assembler = StreamAssembler(self.tokenizer, prepared.params.stop, sentences=prepared.params.end_at_sentence)
         try:
             for token in request.tokens():
                 if text := assembler.feed([token]):
                     yield StreamPiece(text)
             final = request.future.result()
-            if tail := assembler.finish():
+            if tail := assembler.finish(final.text):
                 yield StreamPiece(tail)
             yield StreamPiece("", final)
         finally:
@@ -252,13 +259,13 @@ class PersonaFuseEngine:
     async def astream_prepared(self, prepared: Prepared) -> AsyncIterator[StreamPiece]:
         """Stream a request prepared already (the server validates before it answers 200)."""
         request = self.submit(prepared, stream=True, loop=asyncio.get_running_loop())
-        assembler = StreamAssembler(self.tokenizer, prepared.params.stop)
+        assembler = StreamAssembler(self.tokenizer, prepared.params.stop, sentences=prepared.params.end_at_sentence)
         try:
             async for token in request.atokens():
                 if text := assembler.feed([token]):
                     yield StreamPiece(text)
             final = await asyncio.wrap_future(request.future)
-            if tail := assembler.finish():
+            if tail := assembler.finish(final.text):
                 yield StreamPiece(tail)
             yield StreamPiece("", final)
         finally:

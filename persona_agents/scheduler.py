@@ -5,7 +5,8 @@ Callers (threads or asyncio tasks) hand a prepared :class:`Request` to
 thread owns the model: between decode steps it admits waiting requests (prefilled together,
 then merged into the running batch), steps every row once, hands each row its token and
 retires rows that are done, cancelled or out of time. Each row carries its own expert
-weights (zeros for base-only rows), sampling settings and stop strings. The worker exits
+weights (zeros for base-only rows), sampling settings (the request's ``GenerationParams``,
+whose defaults are the reply defaults) and stop strings. The worker exits
 when there is nothing to do and starts again on the next request.
 """
 
@@ -23,7 +24,7 @@ from typing import Any
 
 import torch
 
-from persona_agents.decoding import DecodeBatch, Row, check_supported
+from persona_agents.decoding import DecodeBatch, Row, TokenTable, check_supported
 from persona_agents.streaming import cut_at_stop
 
 log = logging.getLogger(__name__)
@@ -121,6 +122,10 @@ class BatchScheduler:
         self.eos_ids = eos_ids
         self.max_batch_size = max_batch_size
         self.max_wait = max_wait
+        # per-token facts for the repetition rules (0.5 s for a 49k vocabulary, in the caller's thread)
+        head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+        vocab = head.weight.shape[0] if head is not None else model.config.vocab_size
+        self._tokens = TokenTable(tokenizer, vocab)
         self._pending: deque[Request] = deque()
         self._cond = threading.Condition()
         self._worker: threading.Thread | None = None
@@ -128,6 +133,12 @@ class BatchScheduler:
         self.steps = 0
         self.batch_sizes: deque[int] = deque(maxlen=4096)
         self.prefill_sizes: deque[int] = deque(maxlen=4096)
+
+    def _new_batch(self) -> DecodeBatch:
+        return DecodeBatch(self.model, self.eos_ids, self.mixer.num_experts, self._tokens, self._decode)
+
+    def _decode(self, ids: list[int]) -> str:
+        return self.tokenizer.decode(ids, skip_special_tokens=True)
 
     def submit(self, request: Request) -> Request:
         with self._cond:
@@ -166,7 +177,7 @@ class BatchScheduler:
             return joining
 
     def _run(self) -> None:
-        batch = DecodeBatch(self.model, self.eos_ids, self.mixer.num_experts)
+        batch = self._new_batch()
         while True:
             joining = self._admit(batch)
             if joining is None:
@@ -191,7 +202,7 @@ class BatchScheduler:
                     request._fail(exc)
                 for request in joining:
                     request._fail(exc)
-                batch = DecodeBatch(self.model, self.eos_ids, self.mixer.num_experts)
+                batch = self._new_batch()
 
     def _deliver(self, batch: DecodeBatch, rows: list[Row], tokens: list[int]) -> None:
         """Hand each row its token and retire the rows that are finished."""

@@ -1,7 +1,8 @@
 """Token ids to streamed text: incremental decoding, stop strings and whitespace held back.
 
 The same :class:`StreamAssembler` serves the sync and async streams of the engine, so
-``stream`` and ``generate`` agree on the text: pieces join to the final, stripped text.
+``stream`` and ``generate`` agree on the text: pieces join to the final, stripped text (the
+generation's text, cut at a stop string or back to a sentence end as the engine cut it).
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from persona_agents.sentences import last_sentence_end
 
 
 @dataclass
@@ -26,57 +29,43 @@ def cut_at_stop(text: str, stop: Sequence[str]) -> tuple[str, bool]:
 
 
 class StreamAssembler:
-    """Feed it token ids as they come; it returns the text that is safe to show."""
+    """Feed it token ids as they come; it returns the text that is safe to show.
 
-    def __init__(self, tokenizer: Any, stop: Sequence[str]) -> None:
+    Held back: the last ``len(longest stop) - 1`` characters (a stop string may be arriving a
+    token at a time), trailing whitespace (the final text is stripped) and, with
+    ``sentences=True``, the sentence in progress (a reply cut by its token budget ends at its
+    last complete sentence, and text already shown cannot be taken back). Everything released
+    is a prefix of the final text; :meth:`finish` returns the rest of it.
+    """
+
+    def __init__(self, tokenizer: Any, stop: Sequence[str], *, sentences: bool = False) -> None:
         self.tokenizer = tokenizer
         self.stop = tuple(stop)
+        self.sentences = sentences
         self.ids: list[int] = []
-        self.decoded = ""  # text of self.ids already handed to the holdback buffer
         self.emitted = ""
-        self.buffer = ""
         self.stopped = False
-        # keep the last holdback characters: a stop string may be arriving a token at a time
         self.holdback = max((len(s) for s in self.stop), default=1) - 1
 
     def feed(self, ids: Sequence[int]) -> str:
         self.ids.extend(ids)
+        if self.stopped:
+            return ""
         text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
         if text.endswith("\ufffd"):  # a multi-byte character is still arriving
             return ""
-        piece, self.decoded = text[len(self.decoded) :], text
-        return self._push(piece) if piece else ""
+        cut, self.stopped = cut_at_stop(text, self.stop)
+        ready = cut if self.stopped else text[: max(0, len(text) - self.holdback)]
+        if self.sentences:
+            ready = ready[: last_sentence_end(ready, final=False)]
+        return self._release(ready.strip())
 
-    def _push(self, piece: str) -> str:
-        if self.stopped:
+    def _release(self, ready: str) -> str:
+        if len(ready) <= len(self.emitted) or not ready.startswith(self.emitted):
             return ""
-        self.buffer += piece
-        cut, found = cut_at_stop(self.buffer, self.stop)
-        if found:
-            self.stopped = True
-            ready, self.buffer = cut.rstrip(), ""
-        else:
-            split = max(0, len(self.buffer) - self.holdback)
-            ready, self.buffer = self.buffer[:split], self.buffer[split:]
-            # hold trailing whitespace back until more text follows: the final text is stripped
-            kept = ready.rstrip()
-            ready, self.buffer = kept, ready[len(kept) :] + self.buffer
-        if ready and not self.emitted:
-            ready = ready.lstrip()
-        self.emitted += ready
-        return ready
+        piece, self.emitted = ready[len(self.emitted) :], ready
+        return piece
 
-    def finish(self) -> str:
-        """The text still held back once generation ended."""
-        text = self.tokenizer.decode(self.ids, skip_special_tokens=True)
-        if len(text) > len(self.decoded):  # characters held back as incomplete bytes
-            head = self._push(text[len(self.decoded) :])
-            self.decoded = text
-        else:
-            head = ""
-        if self.stopped or not self.buffer:
-            return head
-        tail = (self.buffer if self.emitted else self.buffer.lstrip()).rstrip()
-        self.buffer = ""
-        self.emitted += tail
-        return head + tail
+    def finish(self, final_text: str) -> str:
+        """The rest of the final text (``Generation.text``) once generation has ended."""
+        return self._release(final_text)

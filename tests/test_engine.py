@@ -14,8 +14,9 @@ from persona_agents.engine import BASE_ONLY, GenerationParams, PersonaFuseEngine
 from persona_agents.messages import ChatTurn, InvalidMessageError, to_turns
 from persona_agents.traits import EXPERT_NAMES, PersonaWeights
 
-GREEDY8 = GenerationParams(max_new_tokens=8)
-GREEDY24 = GenerationParams(max_new_tokens=24)
+# the raw distribution (no repetition rules, no sentence cut): comparable with transformers' generate
+GREEDY8 = GenerationParams.raw(max_new_tokens=8)
+GREEDY24 = GenerationParams.raw(max_new_tokens=24)
 ONE_HOT = [PersonaWeights.one_hot(name) for name in EXPERT_NAMES]
 
 
@@ -123,7 +124,7 @@ def test_stream_joins_to_generate_text(tiny_engine: PersonaFuseEngine, weights: 
 @pytest.mark.parametrize("n", [9, 10])
 def test_stream_of_spaced_words(tiny_engine: PersonaFuseEngine, forced, n: int) -> None:
     forced("ab ")
-    params = GenerationParams(max_new_tokens=n)
+    params = GenerationParams.raw(max_new_tokens=n)
     texts, final = stream_all(tiny_engine, "hi", persona_weights=ONE_HOT[0], params=params)
     assert len(texts) >= 2  # really streamed, word by word
     expected = "ab ab ab" if n == 9 else "ab ab ab a"
@@ -140,7 +141,7 @@ def test_stop_sequences_cut_generate_and_stream(
     index = next(i for i in range(1, len(full)) if full[i].isascii() and full[i].isalnum())
     stop = full[index]
     expected = full[:index].strip()
-    params = GenerationParams(max_new_tokens=24, stop=(stop,))
+    params = GenerationParams.raw(max_new_tokens=24, stop=(stop,))
     stopped = tiny_engine.generate("Hello there", persona_weights=weights, params=params)
     assert stopped.text == expected
     assert stop not in stopped.text
@@ -267,7 +268,7 @@ def test_weights_as_mapping_and_sequence(tiny_engine: PersonaFuseEngine) -> None
 
 def test_closing_a_stream_early_stops_the_worker(tiny_engine: PersonaFuseEngine, forced) -> None:
     hook = forced("go ")
-    params = GenerationParams(max_new_tokens=5000)
+    params = GenerationParams.raw(max_new_tokens=5000)
     stream = tiny_engine.stream("hi", persona_weights=ONE_HOT[0], params=params)
     first = next(stream)
     assert first.text and "go go".startswith(first.text)  # a word or, with per-token streamers, less

@@ -148,6 +148,37 @@ def test_quality_customer_service_pairwise_cancels_position_bias(roomy_engine: P
     assert "judge skipped" in markdown
 
 
+def test_quality_rescore_both_domains_without_a_model(tmp_path: Path) -> None:
+    """A saved run's replies scored again: the headline per domain, no model loaded."""
+    replies = {
+        "counseling": ["You are not alone. You are not alone. You are not alone in this", "That sounds hard. What helps?"],
+        "customer_service": ["Sorry! Call us on 0800 123 4567.", "Thank you! Our returns window is 60 days."],
+    }
+    saved = {"domains": {}}
+    for domain in quality.DOMAINS:
+        rows = quality.load_rows(ROOT / "evals" / "data" / f"quality_{domain}.jsonl", domain)[:1]
+        saved["domains"][domain] = {"domain": domain, "rows": [
+            {"id": rows[0]["id"], "arms": {"persona_fuse": {"reply": replies[domain][0]}, "base": {"reply": replies[domain][1]}}}
+        ]}
+    path = tmp_path / "saved.json"
+    path.write_text(json.dumps(saved))
+    proc = _run("evals.quality", "--rescore", str(path), "--limit", "1", "--json", "--out", str(tmp_path / "out"))
+    assert proc.returncode == 0, proc.stderr
+    result = json.loads(proc.stdout)
+    head = result["headline"]
+    assert head["counseling"]["persona_fuse"]["repeated_run_rate"] == 1.0
+    assert head["counseling"]["base"] == {"repeated_run_rate": 0.0, "ends_complete_rate": 1.0,
+                                          "invented_contact_replies": 0, "invented_fact_replies": 0}
+    assert head["customer_service"]["persona_fuse"]["invented_contact_replies"] == 1
+    assert head["customer_service"]["base"]["invented_fact_replies"] == 1
+    assert result["domains"]["counseling"]["rescored"] is True
+    assert {p.name for p in (tmp_path / "out").iterdir()} >= {"quality_counseling.json", "quality_customer_service.md"}
+    bad = _run("evals.quality", "--rescore", str(tmp_path / "missing.json"))
+    assert bad.returncode == 2 and "--rescore: file not found" in bad.stderr
+    lonely = _run("evals.quality", "--data", str(path))
+    assert lonely.returncode == 2 and "--data needs --domain" in lonely.stderr
+
+
 class _LengthClassifier:
     """Stand-in pole classifier: longer replies read as more 'high'."""
 

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from evals import bench, common, persona, quality, router
+from persona_agents.repetition import repeated_run
 
 # --- common -------------------------------------------------------------------------------
 
@@ -356,3 +357,34 @@ def test_bench_rotation_interleaves_arms() -> None:
     assert bench.rotated(["a", "b", "c"], 0) == ["a", "b", "c"]
     assert bench.rotated(["a", "b", "c"], 4) == ["b", "c", "a"]
     assert bench.peak_rss_mb() > 0
+
+
+# --- quality: loops, endings and invented details (both domains) ---------------------------
+
+
+@pytest.mark.parametrize(
+    ("reply", "run"),
+    [
+        ("It's a wake-up call, and it's a wake-up call. It's a Wake up call!", "it's a wake up"),
+        ("no no no no no no", "no no no no"),  # overlapping starts count
+        ("no no no no no", None),
+        ("You are not alone. You are not alone, truly.", None),  # twice is not a loop
+        ("", None),
+    ],
+)
+def test_repeated_run_is_case_and_punctuation_blind(reply: str, run: str | None) -> None:
+    assert repeated_run(reply) == run
+
+
+def test_reply_checks_and_their_summary() -> None:
+    looping = quality.reply_checks("counseling", "I feel lost.", "You are not alone. You are not alone. You are not alone")
+    assert looping["repeated_run"] and looping["repeated_words"] == "you are not alone"
+    assert looping["ends_complete"] is False
+    invented = quality.reply_checks("customer_service", "Broken kettle.", "Call us on 0800 123 4567. Enjoy 20% off next time.")
+    assert invented["invented_contacts"] == ["invented_contact: phone number '0800 123 4567'"]
+    assert invented["invented_facts"] and invented["invented_facts"][0].startswith("invented_fact: amount")
+    repeated = quality.reply_checks("customer_service", "The £45 kettle broke.", "Sorry the £45 kettle broke.")
+    assert repeated["invented_facts"] == [] and repeated["ends_complete"] is True
+    summary = quality.summarise_shared([looping, invented, repeated])
+    assert summary == {"repeated_run_rate": pytest.approx(1 / 3), "ends_complete_rate": pytest.approx(2 / 3),
+                       "invented_contact_replies": 1, "invented_fact_replies": 1}

@@ -29,7 +29,6 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, StreamingResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from persona_agents.generation import GenerationParams
 from persona_agents.serving import protocol
 
 log = logging.getLogger(__name__)
@@ -166,7 +165,7 @@ def create_app(engine: Any = None, *, engine_factory: Callable[[], Any] | None =
     @app.post("/v1/chat/completions", response_model=None)
     async def chat_completions(body: protocol.ChatCompletionRequest) -> Any:
         engine = ready_engine()
-        params = GenerationParams(**body.generation_kwargs())
+        params = body.generation_params()
         prepared = await engine.aprepare([m.as_turn() for m in body.messages], body.persona_weights, params)
         if not body.stream:
             request = engine.submit(prepared)

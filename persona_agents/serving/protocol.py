@@ -14,6 +14,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from persona_agents.generation import GenerationParams
 from persona_agents.traits import PersonaWeights
 
 BASE_ONLY = "base"
@@ -40,8 +41,9 @@ class ChatCompletionRequest(BaseModel):
     model: str | None = None
     max_tokens: int | None = Field(None, ge=1, le=32_768)
     max_completion_tokens: int | None = Field(None, ge=1, le=32_768)
-    temperature: float = Field(0.0, ge=0.0, le=5.0)
-    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    # decoding fields left out (null) take GenerationParams' reply defaults
+    temperature: float | None = Field(None, ge=0.0, le=5.0)
+    top_p: float | None = Field(None, gt=0.0, le=1.0)
     seed: int | None = None
     stop: str | list[str] | None = None
     stream: bool = False
@@ -52,7 +54,10 @@ class ChatCompletionRequest(BaseModel):
     persona_weights: dict[str, float] | Literal["base"] | None = Field(
         None, description="weights over the ten experts, 'base' for no experts, null to route"
     )
-    repetition_penalty: float = Field(1.0, ge=0.5, le=2.0)
+    repetition_penalty: float | None = Field(None, ge=0.5, le=2.0)
+    no_repeat_ngram_size: int | None = Field(None, ge=0, le=64, description="0 turns the n-gram rule off")
+    word_run_limit: int | None = Field(None, ge=0, le=16, description="a four-word run occurs at most this often; 0: off")
+    end_at_sentence: bool | None = Field(None, description="cut a reply that runs out of tokens back to a sentence end")
     min_tokens: int = Field(0, ge=0, le=32_768)
     timeout: float | None = Field(None, gt=0, le=3600, description="seconds for this request, queueing included")
 
@@ -71,19 +76,21 @@ class ChatCompletionRequest(BaseModel):
             PersonaWeights.from_mapping(value)
         return value
 
-    def generation_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments for ``GenerationParams``."""
-        max_tokens = self.max_completion_tokens or self.max_tokens or 256
-        return {
-            "max_new_tokens": max_tokens,
-            "temperature": self.temperature,
-            "top_p": self.top_p,
-            "seed": self.seed,
-            "stop": tuple(self.stop or ()),
-            "repetition_penalty": self.repetition_penalty,
-            "min_new_tokens": min(self.min_tokens, max_tokens),
-            "max_time": self.timeout,
-        }
+    def generation_params(self) -> GenerationParams:
+        """The request's ``GenerationParams``, built as ``ChatPersonaFuse`` builds its own."""
+        return GenerationParams.from_options(
+            max_tokens=self.max_completion_tokens or self.max_tokens,
+            temperature=self.temperature,
+            top_p=self.top_p,
+            seed=self.seed,
+            stop=self.stop,
+            repetition_penalty=self.repetition_penalty,
+            no_repeat_ngram_size=self.no_repeat_ngram_size,
+            word_run_limit=self.word_run_limit,
+            end_at_sentence=self.end_at_sentence,
+            min_tokens=self.min_tokens,
+            timeout=self.timeout,
+        )
 
 
 class RouteRequest(BaseModel):

@@ -1,0 +1,3 @@
+from evals.quality.cli import main
+
+raise SystemExit(main())

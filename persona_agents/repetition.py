@@ -1,0 +1,99 @@
+"""Loops at the level a reader sees them: runs of words that come back again and again.
+
+Words: the text lower-cased (curly apostrophes made straight) split into runs of letters and
+digits; an apostrophe inside a word stays ("it's"), every other character separates words
+("wake-up call." gives "wake", "up", "call"), so case, punctuation and stray symbols never hide
+a repeat. A run is ``RUN_WORDS`` (4) consecutive words. A reply loops when one run starts at
+``LOOP_TIMES`` (3) or more word positions (overlapping starts count: "no no no no no no"
+repeats "no no no no" three times).
+
+The same definition serves the decoding guard (:class:`WordRunGuard`, which refuses the token
+that would complete a run once too often) and the quality eval's loop metric
+(:func:`repeated_run`), so what the eval counts is what decoding prevents.
+"""
+
+from __future__ import annotations
+
+import re
+from collections import Counter
+
+RUN_WORDS = 4
+LOOP_TIMES = 3
+_WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
+_INSIDE_WORD = re.compile(r"(?:[^\W_]|'|\ufffd)$")  # "\ufffd": a multi-byte character still arriving
+
+
+def words(text: str) -> list[str]:
+    return _WORD.findall(text.lower().replace("\u2019", "'").replace("\u2018", "'"))
+
+
+def repeated_run(text: str, n: int = RUN_WORDS, times: int = LOOP_TIMES) -> str | None:
+    """The first n-word run (by first occurrence) that starts ``times`` times or more, or None."""
+    ws = words(text)
+    runs = [tuple(ws[i : i + n]) for i in range(len(ws) - n + 1)]
+    counts = Counter(runs)
+    return next((" ".join(run) for run in runs if counts[run] >= times), None)
+
+
+def starts_word_char(text: str) -> bool:
+    """Does ``text`` start with a character that continues a word (a letter, digit or apostrophe)?"""
+    return bool(text) and (text[0] == "'" or bool(_WORD.match(text[0])))
+
+
+def complete_words(text: str, *, final: bool) -> list[str]:
+    """The words of ``text`` that are finished: all of them when the text is final or ends
+    between words, else all but the last (it may still grow: "it" -> "item")."""
+    ws = words(text)
+    return ws if final or not _INSIDE_WORD.search(text) else ws[:-1]
+
+
+def most_run_repeats(ws: list[str], n: int = RUN_WORDS) -> int:
+    """How often the most frequent n-word run of ``ws`` occurs (0 for fewer than n words)."""
+    counts = Counter(tuple(ws[i : i + n]) for i in range(len(ws) - n + 1))
+    return max(counts.values(), default=0)
+
+
+class WordRunGuard:
+    """Refuses text in which a run of ``RUN_WORDS`` words occurs more than ``limit`` times.
+
+    Decoding asks it three things: which words may not start next (:meth:`forbidden_next`: the
+    run is stopped before its last word, so the model says something else rather than
+    mangling a word); whether ending the word in progress would complete such a run
+    (:meth:`ending_refused`, for a word the model started anyway); and whether the reply, with a
+    candidate token appended, holds such a run (:meth:`refuses`; only finished words count).
+    """
+
+    def __init__(self, limit: int) -> None:
+        if limit < 1:
+            raise ValueError(f"the word-run limit must be at least 1, got {limit}")
+        self.limit = limit
+
+    def refuses(self, text: str, *, final: bool) -> bool:
+        """Does ``text`` (what the reply would read) hold a run once too often?"""
+        return most_run_repeats(complete_words(text, final=final)) > self.limit
+
+    def forbidden_next(self, text: str) -> tuple[set[str], bool]:
+        """Words that may not come next, and whether the text ends inside a word.
+
+        The next word completes a run with the last three words (the word in progress counts
+        as finished: the next word can only start once it ends); a run that already occurs
+        ``limit`` times may not occur again, so its last word may not start here."""
+        inside = bool(_INSIDE_WORD.search(text))
+        ws = words(text)
+        head = tuple(ws[-(RUN_WORDS - 1) :])
+        if len(head) < RUN_WORDS - 1:
+            return set(), inside
+        counts = Counter(tuple(ws[i : i + RUN_WORDS]) for i in range(len(ws) - RUN_WORDS + 1))
+        return {run[-1] for run, n in counts.items() if run[:-1] == head and n >= self.limit}, inside
+
+    def ending_refused(self, text: str) -> bool:
+        """Would ending the word in progress now complete a run once too often?"""
+        if not _INSIDE_WORD.search(text):
+            return False
+        ws = words(text)
+        if len(ws) < RUN_WORDS:
+            return False
+        run = tuple(ws[-RUN_WORDS:])
+        done = ws[:-1]
+        seen = sum(tuple(done[i : i + RUN_WORDS]) == run for i in range(len(done) - RUN_WORDS + 1))
+        return seen + 1 > self.limit
