@@ -162,6 +162,14 @@ class ChatPersonaFuse(BaseChatModel):
         unknown = set(kwargs) - {"persona_weights", "max_tokens", "temperature", "top_p", "seed", "model", "repetition_penalty"}
         if unknown:
             raise TypeError(f"ChatPersonaFuse got unexpected call options: {', '.join(sorted(unknown))}")
+        model = kwargs.get("model")
+        if model is not None and model != self.model_name:
+            # One engine holds one base model; generating with it under another name would
+            # misreport the model in traces (``_get_ls_params`` reads the same kwarg).
+            raise ValueError(
+                f"call option model={model!r} differs from this ChatPersonaFuse's model "
+                f"{self.model_name!r}; make another ChatPersonaFuse(model=...) to use another base model"
+            )
         weights = kwargs.get("persona_weights", self.persona_weights)
         stops = stop if stop is not None else (self.stop or ())
         stops = (stops,) if isinstance(stops, str) else tuple(stops)  # a str is one stop string

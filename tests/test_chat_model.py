@@ -142,6 +142,14 @@ def test_unknown_call_option(llm: ChatPersonaFuse) -> None:
         llm.invoke(MESSAGES, frobnicate=True)
 
 
+def test_per_call_model_must_be_this_model(llm: ChatPersonaFuse) -> None:
+    assert llm.invoke(MESSAGES, model="default").content  # naming its own model is fine
+    with pytest.raises(ValueError, match="model='other-model' differs"):
+        llm.invoke(MESSAGES, model="other-model")
+    with pytest.raises(ValueError, match="model='other-model' differs"):
+        list(llm.stream(MESSAGES, model="other-model"))
+
+
 async def test_event_loop_is_not_blocked(tiny_engine: PersonaFuseEngine) -> None:
     slow = ChatPersonaFuse(engine=tiny_engine, max_tokens=60)
     started = time.perf_counter()
