@@ -141,8 +141,13 @@ class ChatPersonaFuse(BaseChatModel):
                         backend: Any = PersonaFuseClient(self.base_url, api_key=self.api_key,
                                                          timeout=None if self.timeout is None else self.timeout + 60)
                     else:
+                        # Only settings given to this instance override PERSONA_AGENTS_* (field defaults do not).
+                        given = self.model_fields_set
                         config = EngineConfig.from_env(
-                            base_model=self.model_name, bundle=self.bundle, device=self.device, dtype=self.dtype
+                            base_model=self.model_name if "model_name" in given else None,
+                            bundle=self.bundle,
+                            device=self.device if "device" in given else None,
+                            dtype=self.dtype if "dtype" in given else None,
                         )
                         backend = PersonaFuseEngine.shared(config)
                     object.__setattr__(self, "engine", backend)
@@ -163,7 +168,7 @@ class ChatPersonaFuse(BaseChatModel):
         if unknown:
             raise TypeError(f"ChatPersonaFuse got unexpected call options: {', '.join(sorted(unknown))}")
         model = kwargs.get("model")
-        if model is not None and model != self.model_name:
+        if model is not None and model not in (self.model_name, self.get_engine().model_name):
             # One engine holds one base model; generating with it under another name would
             # misreport the model in traces (``_get_ls_params`` reads the same kwarg).
             raise ValueError(

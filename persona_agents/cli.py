@@ -104,13 +104,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from persona_agents.training.config import DEFAULT_CONFIG, TrainConfig
+    from persona_agents.training.config import DEFAULT_CONFIG, TrainConfig, find_config
     from persona_agents.training.pipeline import run
 
-    config = TrainConfig.from_file(args.config or DEFAULT_CONFIG)
-    overrides = {k: v for k, v in (("output", args.output), ("work_dir", args.work_dir), ("device", args.device)) if v}
-    if overrides:
-        config = config.model_copy(update=overrides)
+    config = TrainConfig.from_file(find_config(args.config) if args.config else DEFAULT_CONFIG)
+    overrides = {
+        k: v
+        for k, v in (("output", args.output), ("work_dir", args.work_dir), ("device", args.device), ("dtype", args.dtype))
+        if v
+    }
+    if overrides:  # validated like the file's own values
+        config = TrainConfig.model_validate({**config.model_dump(), **overrides})
     report = run(config, skip_evaluation=args.skip_evaluation)
     router = report["router"]
     print(f"bundle: {config.output}")
@@ -241,10 +245,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_check_output)
 
     p = sub.add_parser("train", help="train a PersonaFuse bundle (experts, router) and write its report")
-    p.add_argument("--config", help="training config JSON (default: the shipped default config)")
+    p.add_argument("--config", help="training config JSON, or the name of a shipped preset such as "
+                   "'smollm2-1.7b-gpu' (default: the shipped default config)")
     p.add_argument("--output", help="bundle folder to write (overrides the config)")
     p.add_argument("--work-dir", help="checkpoints and resumable state (overrides the config)")
-    p.add_argument("--device", help="cpu, cuda, ... (overrides the config)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N, mps (overrides the config)")
+    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], help="base model weights (overrides the config)")
     p.add_argument("--skip-evaluation", action="store_true", help="skip the held-out generation measurements")
     p.set_defaults(func=cmd_train)
 

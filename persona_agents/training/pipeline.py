@@ -16,7 +16,6 @@ import torch
 
 from persona_agents.base_model import base_model_identity, load_base_model
 from persona_agents.bundle import BundleManifest, PersonaFuseBundle
-from persona_agents.config import EngineConfig
 from persona_agents.encoder import shared_encoder
 from persona_agents.engine import GenerationParams, PersonaFuseEngine
 from persona_agents.mixer import load_peft_expert
@@ -48,7 +47,9 @@ def run(config: TrainConfig, *, skip_evaluation: bool = False) -> dict[str, Any]
     corpus = corpus_dir(config)
     responses = load_responses(corpus)
     situations = load_situations(corpus)
-    model, tokenizer = load_base_model(EngineConfig(base_model=config.base_model, device=config.device, dtype="float32"))
+    engine_config = config.engine_config()
+    log.info("base model %s on %s in %s", config.base_model, engine_config.device, engine_config.dtype)
+    model, tokenizer = load_base_model(engine_config)
 
     expert_losses: dict[str, list[float]] = {}
     for index, name in enumerate(EXPERT_NAMES):
@@ -91,7 +92,7 @@ def run(config: TrainConfig, *, skip_evaluation: bool = False) -> dict[str, Any]
         "timing_seconds": {"experts": experts_seconds},
     }
     if not skip_evaluation:
-        engine = PersonaFuseEngine(model, tokenizer, bundle, encoder, EngineConfig(base_model=config.base_model, device=config.device))
+        engine = PersonaFuseEngine(model, tokenizer, bundle, encoder, engine_config)
         params = GenerationParams(max_new_tokens=config.evaluation.max_new_tokens)
         train_responses = [r for r in responses if r.split == "train"]
         test_responses = [r for r in responses if r.split == "test"]

@@ -1,8 +1,10 @@
 """LangChain's standard integration tests for ChatPersonaFuse on the real default model.
 
-The model is SmolLM2-135M-Instruct with the shipped PersonaFuse bundle, run in-process on the
-CPU. Every test instance shares one engine (``PersonaFuseEngine.shared`` keys it by settings),
-so the model is loaded once per session. Replies are cut to ``MAX_TOKENS`` new tokens: the
+The model is SmolLM2-135M-Instruct with the shipped PersonaFuse bundle, run in-process (on the
+CPU here). The instances take their engine settings from ``PERSONA_AGENTS_*``, so the same
+suite checks a bundle trained for another base model (``PERSONA_AGENTS_BASE_MODEL``,
+``PERSONA_AGENTS_BUNDLE``, ``PERSONA_AGENTS_DEVICE``). Every test instance shares one engine
+(``PersonaFuseEngine.shared`` keys it by settings), so the model is loaded once per session. Replies are cut to ``MAX_TOKENS`` new tokens: the
 standard tests check the shape of results (messages, chunks, usage, stop handling), not
 their quality, and short replies keep the suite quick on two shared CPU cores.
 
@@ -31,7 +33,7 @@ class TestChatPersonaFuseIntegration(ChatModelIntegrationTests):
 
     @property
     def chat_model_params(self) -> dict:
-        return {"model": "default", "device": "cpu", "max_tokens": MAX_TOKENS}
+        return {"max_tokens": MAX_TOKENS}
 
     # --- capabilities, declared so the matching standard tests skip themselves ------------
     @property
@@ -98,7 +100,7 @@ class TestChatPersonaFuseIntegration(ChatModelIntegrationTests):
 
 @pytest.fixture(scope="module")
 def llm() -> ChatPersonaFuse:
-    return ChatPersonaFuse(model="default", device="cpu", max_tokens=MAX_TOKENS)
+    return ChatPersonaFuse(max_tokens=MAX_TOKENS)
 
 
 def test_stream_usage_counts_the_streamed_tokens(llm: ChatPersonaFuse) -> None:
@@ -128,4 +130,4 @@ def test_stop_sequence_cuts_the_reply(llm: ChatPersonaFuse) -> None:
 
 def test_model_override_is_refused(llm: ChatPersonaFuse) -> None:
     with pytest.raises(ValueError, match="model"):
-        llm.invoke("Hello", model="HuggingFaceTB/SmolLM2-360M-Instruct")
+        llm.invoke("Hello", model="some-org/another-model")
