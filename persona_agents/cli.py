@@ -105,7 +105,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 def cmd_train(args: argparse.Namespace) -> int:
     from persona_agents.training.config import DEFAULT_CONFIG, TrainConfig, find_config
-    from persona_agents.training.pipeline import run
+    from persona_agents.training.pipeline import plan, run
 
     config = TrainConfig.from_file(find_config(args.config) if args.config else DEFAULT_CONFIG)
     overrides = {
@@ -115,6 +115,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     }
     if overrides:  # validated like the file's own values
         config = TrainConfig.model_validate({**config.model_dump(), **overrides})
+    if args.dry_run:
+        print(json.dumps(plan(config), indent=2))
+        return 0
     report = run(config, skip_evaluation=args.skip_evaluation)
     router = report["router"]
     print(f"bundle: {config.output}")
@@ -252,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--device", help="auto, cpu, cuda, cuda:N, mps (overrides the config)")
     p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], help="base model weights (overrides the config)")
     p.add_argument("--skip-evaluation", action="store_true", help="skip the held-out generation measurements")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print what would be trained (corpus files and counts, steps per expert) and exit without loading a model")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("synth", help="grow the seed corpus with a teacher chat model")

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -39,6 +40,36 @@ STAGES = ("experts", "router", "evaluate")
 
 def corpus_dir(config: TrainConfig) -> Path:
     return Path(config.corpus_dir) if config.corpus_dir else CORPUS_DIR
+
+
+def plan(config: TrainConfig) -> dict[str, Any]:
+    """What a run would train on, read from the corpus without loading any model (``--dry-run``)."""
+    corpus = corpus_dir(config)
+    responses = load_responses(corpus)
+    situations = load_situations(corpus)
+    settings = config.experts
+    experts: dict[str, dict[str, int]] = {}
+    for name in EXPERT_NAMES:
+        train = sum(r.expert == name and r.split == "train" for r in responses)
+        micro_batches = math.ceil(train / settings.batch_size)
+        experts[name] = {
+            "train": train,
+            "test": sum(r.expert == name and r.split == "test" for r in responses),
+            "epochs": settings.epochs_for(name),
+            "optimizer_steps": math.ceil(micro_batches / settings.gradient_accumulation_steps) * settings.epochs_for(name),
+        }
+    return {
+        "corpus_dir": str(corpus),
+        "response_files": sorted(p.name for p in corpus.glob("responses_*.jsonl")),
+        "situations": {"train": sum(s.split == "train" for s in situations), "test": sum(s.split == "test" for s in situations)},
+        "responses": {"train": sum(r.split == "train" for r in responses), "test": sum(r.split == "test" for r in responses)},
+        "experts": experts,
+        "base_model": config.base_model,
+        "device": config.device,
+        "dtype": config.dtype,
+        "device_map": config.device_map,
+        "output": config.output,
+    }
 
 
 def run(config: TrainConfig, *, skip_evaluation: bool = False) -> dict[str, Any]:
