@@ -14,16 +14,14 @@ import unicodedata
 
 from anyascii import anyascii
 
-from persona_agents.messages import clean_text
-
-DEFAULT_MAX_CHARS = 8000
+from persona_agents.messages import MAX_MESSAGE_CHARS, clean_text
 
 
 class InvalidInputError(ValueError):
     """User text that cannot be screened (wrong type, empty, too long)."""
 
 
-def validate_user_text(text: object, max_chars: int = DEFAULT_MAX_CHARS) -> str:
+def validate_user_text(text: object, max_chars: int = MAX_MESSAGE_CHARS) -> str:
     """Return ``text`` cleaned (``clean_text``), or raise ``InvalidInputError``."""
     if not isinstance(text, str):
         raise InvalidInputError(f"user text must be a str, got {type(text).__name__}")

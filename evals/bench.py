@@ -46,16 +46,15 @@ from evals.common import (
     fail,
     fmt,
     md_table,
-    median,
     progress,
     pyplot,
-    ratio,
     read_jsonl,
     require_text,
     stdout_to_stderr,
     text_table,
     write_report,
 )
+from evals.metrics import median, ratio
 
 ARMS = ("mixture", "base", "peft_set_scale", "peft_cat", "prompt_only")
 TARGETS = {"mixture_over_base": ("<=", 1.10), "batch8_speedup": (">=", 2.0)}

@@ -27,7 +27,6 @@ from evals.common import (
     fail,
     fmt,
     md_table,
-    mean,
     progress,
     pyplot,
     read_jsonl,
@@ -37,6 +36,7 @@ from evals.common import (
     where,
     write_report,
 )
+from evals.metrics import mean, share
 from persona_agents.traits import POLES, TRAITS
 
 DEFAULT_DATA = DATA_DIR / "persona_prompts.jsonl"
@@ -84,10 +84,7 @@ def prompts_by_trait(rows: Sequence[Mapping[str, str]], limit: int | None) -> di
 
 def share_as_pole(probs_high: Sequence[float], pole: str) -> float | None:
     """Share of replies the classifier puts on ``pole`` (prob_high > 0.5 is "high")."""
-    if not probs_high:
-        return None
-    hits = sum((p > 0.5) if pole == "high" else (p <= 0.5) for p in probs_high)
-    return hits / len(probs_high)
+    return share((p > 0.5) if pole == "high" else (p <= 0.5) for p in probs_high)
 
 
 def score_persona(probs: Mapping[str, Mapping[str, Sequence[float]]]) -> dict[str, Any]:
