@@ -95,7 +95,7 @@ _SLANG_RE = tuple((re.compile(p), r) for p, r in _SLANG)
 
 
 def fold(text: str) -> str:
-    """Cleaned text with every character folded to ASCII; case and layout kept.
+    """Cleaned text with every character folded to ASCII; case and word spacing kept.
 
     NFKC first (fullwidth and compatibility forms), then anyascii, which maps look-alike letters
     from other scripts to the Latin letter they imitate and drops accents. Zero-width and other

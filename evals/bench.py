@@ -1,6 +1,6 @@
 """Speed of what the product exists to do, in ONE run on the default model (CPU).
 
-``python -m evals.bench [--data FILE] [--repeats 5] [--new-tokens 32] [--bundle DIR] [--only serving] [--json] [--out DIR]``
+``python -m evals.bench [--data FILE] [--repeats 5] [--new-tokens 32] [--bundle DIR] [--only serving|safety] [--json] [--out DIR]``
 
 Every generation arm produces exactly ``--new-tokens`` tokens (greedy, ``min_new_tokens`` =
 ``max_new_tokens``) for the same conversation:

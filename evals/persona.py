@@ -6,11 +6,13 @@ Rows are JSON lines ``{"trait", "prompt"}``. For each trait's prompts the defaul
 replies under six conditions: the trait's high expert alone, its low expert alone (one-hot
 weights), the routed mixture, the base model alone (``persona_weights="base"``) and a
 prompt-only persona for each pole (the same base model, the pole described in the system
-prompt). A pole classifier (logistic regression on MiniLM embeddings, fit on the corpus's
-train responses) gives each reply's probability of the trait's high pole.
+prompt). The lexical pole classifier (``LexicalPoleClassifier``: logistic regression on TF-IDF
+of word 1-2 grams, fit on the corpus's train responses; its held-out accuracy is in the report)
+gives each reply's probability of the trait's high pole.
 
 Per expert: the share of replies classified as the expert's pole under the expert, the base
-model and the prompt-only persona; per trait: the mean prob_high for every condition.
+model, the prompt-only persona and the routed mixture; per trait: the mean prob_high for every
+condition.
 """
 
 from __future__ import annotations

@@ -1,4 +1,8 @@
-"""Validated chat turns: what the engine accepts from LangChain messages, dicts or the CLI."""
+"""Validated chat turns: what the engine accepts from LangChain messages, dicts or the CLI.
+
+Also home to what every layer above shares about text: the one cleaner (``clean_text``) and the
+one message-length limit (``MAX_MESSAGE_CHARS``).
+"""
 
 from __future__ import annotations
 
