@@ -89,7 +89,7 @@ def project_imports(root: Path = ROOT) -> list[Import]:
     for module, path in modules.items():
         tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
         is_package = path.name == "__init__.py"
-        for node in ast.walk(tree):
+        for node in sorted((n for n in ast.walk(tree) if hasattr(n, "lineno")), key=lambda n: n.lineno):
             for name in _named_modules(node, module, is_package):
                 target = _resolve(name, modules)
                 if target is not None and target != module:
