@@ -8,8 +8,9 @@ Layers, in order; the first that blocks decides and is named in the result:
    preserved, so person-name patterns can insist on capitalised words. A match is excused when a
    negation governs it ("don't stop taking your medication") or when it sits inside an allowed
    context ("a doctor can assess whether you have depression");
-3. classifier: the domain's learned output head over MiniLM embeddings, trained on drafts the
-   project wrote per block category, paraphrases included;
+3. classifier: the domain's learned output head over MiniLM embeddings, averaged with its
+   lexical scorer (``domains.lexical``), trained on drafts the project wrote per block
+   category, paraphrases included;
 4. guard: an optional guard model (``domains.guard.SafetyGuard``).
 
 Anything that goes wrong in layers 3 and 4 blocks the draft: a reply nobody could check is not sent.

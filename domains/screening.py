@@ -7,15 +7,18 @@ names the one that decided (``ScreenResult.layer``):
 2. classifier: a score at or above the trained threshold escalates, unless the rules saw
    only negated risk or an idiom and the score is short of ``strong_score``;
 3. rules+classifier: a weak rule hit escalates when the classifier gives it at least
-   ``support_score``;
+   ``support_score``, or when the message is short (``short_message_words`` words or fewer);
 4. history: risk in the last ``HISTORY_TURNS`` user turns plus some signal now escalates, so
    "I have the pills ready" after "I don't want to be here anymore" is caught; so does a
    person whose risk was raised earlier (``prior_risk``) when this turn carries any signal,
-   however long ago that was ("I've made up my mind" three turns after a crisis);
+   however long ago that was ("I've made up my mind" three turns after a crisis), and a
+   conversation window (those turns and this one, joined) the classifier scores at or above
+   its threshold;
 5. guard: an optional guard model (``domains.guard.SafetyGuard``) asked last; its failure
    escalates.
 
-Every screen reads the normalised text (``domains.text.normalise``): look-alike letters
+For reviews a star rating moves the classifier score first (``RATING_NUDGE``: 1-2 stars up,
+4-5 stars down). Every screen reads the normalised text (``domains.text.normalise``): look-alike letters
 folded, mojibake repaired, spaced and leetspeak spellings joined.
 """
 

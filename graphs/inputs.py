@@ -8,8 +8,8 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from domains.text import InvalidInputError, validate_user_text
-from graphs.limits import MAX_MESSAGE_CHARS, TokenCounter
-from persona_agents.messages import clean_text
+from graphs.limits import TokenCounter
+from persona_agents.messages import MAX_MESSAGE_CHARS
 
 __all__ = ["MAX_MESSAGE_CHARS", "InvalidInputError", "checked_text", "last_turns", "new_user_message"]
 
@@ -29,7 +29,7 @@ def checked_text(
     if not isinstance(raw, str):
         raise InvalidInputError(f"the {what} must be a string, got {type(raw).__name__}")
     try:
-        text = clean_text(validate_user_text(raw, max_chars=max_chars)).strip()
+        text = validate_user_text(raw, max_chars=max_chars).strip()  # cleaned by clean_text in there
     except InvalidInputError as exc:  # name what was refused: a message, a review, a counselor's reply
         raise InvalidInputError(str(exc).replace("user text", f"the {what}", 1)) from None
     if not text:

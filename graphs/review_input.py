@@ -11,8 +11,6 @@ from domains.schema import DomainPack, resolve_locale
 from domains.text import InvalidInputError, validate_user_text
 from persona_agents.messages import clean_text
 
-MAX_REVIEW_CHARS = 8000
-
 
 class ReviewInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -27,7 +25,7 @@ class ReviewInput(BaseModel):
     @field_validator("text")
     @classmethod
     def _text(cls, value: str) -> str:
-        value = clean_text(validate_user_text(value, max_chars=MAX_REVIEW_CHARS)).strip()
+        value = validate_user_text(value).strip()  # cleaned by clean_text in there
         if not value:
             raise ValueError("the review has no visible text")
         return value

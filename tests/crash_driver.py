@@ -23,7 +23,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langgraph.checkpoint.sqlite import SqliteSaver  # noqa: E402
 
 import graphs.counseling  # noqa: E402
-from persona_agents import chat_cli  # noqa: E402
+from graphs.apps import chat as chat_app  # noqa: E402
 
 REPLY = "I'm listening. Tell me more."
 
@@ -76,8 +76,8 @@ def main() -> int:
 
         return make_customer_service_graph(model, saver)
 
-    chat_cli.build_agent = build_agent  # type: ignore[assignment]
-    return chat_cli.run_chat(domain, thread, Path(db), show_history=False)
+    chat_app.build_agent = build_agent  # type: ignore[assignment]
+    return chat_app.run_chat(domain, thread, Path(db), show_history=False)
 
 
 if __name__ == "__main__":

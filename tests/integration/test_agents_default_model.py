@@ -125,7 +125,7 @@ class Chat:
 
     def __init__(self, db: Path, thread: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "persona_agents.cli", "chat", "--domain", "counseling", "--thread", thread, "--db", str(db)],
+            [sys.executable, "-m", "graphs.apps.cli", "chat", "--domain", "counseling", "--thread", thread, "--db", str(db)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -221,7 +221,7 @@ def test_chat_killed_during_escalation_resumes(tmp_path: Path) -> None:
 
 def run_cli(*args: str) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-m", "persona_agents.cli", *args], capture_output=True, text=True, timeout=WAIT, env=cli_env(), cwd=ROOT
+        [sys.executable, "-m", "graphs.apps.cli", *args], capture_output=True, text=True, timeout=WAIT, env=cli_env(), cwd=ROOT
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)

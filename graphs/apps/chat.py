@@ -9,7 +9,6 @@ across processes sharing the database file.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import sys
 from pathlib import Path
@@ -17,11 +16,11 @@ from typing import Any, TextIO
 
 from langgraph.checkpoint.sqlite import SqliteSaver
 
+from domains.schema import DOMAINS
 from domains.text import InvalidInputError
 from graphs import threads
 from persona_agents.config import home_dir
 
-DOMAINS = ("counseling", "customer_service")
 _SQLITE_HEADER = b"SQLite format 3\x00"
 
 
@@ -152,31 +151,4 @@ def run_chat(domain: str, thread: str, db: Path, *, show_history: bool = True, s
                 _show(result, out)
         except (EOFError, KeyboardInterrupt):
             print("", file=out)
-    return 0
-
-
-def run_screen(domain: str, message: str, rating: int | None, as_json: bool) -> int:
-    from domains.screening import screen_message
-
-    result = screen_message(domain, message, rating=rating)
-    if as_json:
-        print(json.dumps(result.model_dump()))
-    else:
-        verdict = "ESCALATE" if result.escalate else "ok"
-        print(f"{verdict}  category={result.category}  score={result.score:.2f}")
-        for reason in result.reasons:
-            print(f"  - {reason}")
-    return 0
-
-
-def run_check_output(domain: str, message: str, as_json: bool) -> int:
-    from domains.output_check import check_output
-
-    result = check_output(domain, message)
-    if as_json:
-        print(json.dumps(result.model_dump()))
-    else:
-        print(f"{'BLOCK' if result.block else 'allow'}  category={result.category}")
-        for reason in result.reasons:
-            print(f"  - {reason}")
     return 0
