@@ -150,16 +150,13 @@ def cmd_synth(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    import sqlite3
-    from pathlib import Path
+    from graphs.persistence import DatabaseError
+    from persona_agents.chat_cli import default_db, run_chat
 
-    from persona_agents.chat_cli import check_db_path, default_db, run_chat
-
-    db = check_db_path(Path(args.db) if args.db else default_db())
     try:
-        return run_chat(args.domain, args.thread, db, show_history=not args.quiet)
-    except sqlite3.DatabaseError as exc:  # a damaged file that still starts like a database
-        raise ValueError(f"--db {db}: {exc}") from None
+        return run_chat(args.domain, args.thread, args.db or default_db(), show_history=not args.quiet)
+    except DatabaseError as exc:  # a folder, a non-SQLite file, an unknown scheme, no server
+        raise ValueError(f"--db {exc}") from None
 
 
 def cmd_screen(args: argparse.Namespace) -> int:
@@ -220,10 +217,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_demo)
 
     domains = ["counseling", "customer_service"]
-    p = sub.add_parser("chat", help="an interactive agent session persisted in SQLite")
+    p = sub.add_parser("chat", help="an interactive agent session persisted in SQLite or PostgreSQL")
     p.add_argument("--domain", choices=domains, required=True)
     p.add_argument("--thread", default="default", help="conversation id; the same id resumes the conversation")
-    p.add_argument("--db", help="SQLite file (default: $PERSONA_AGENTS_HOME/chat.sqlite)")
+    p.add_argument("--db", help="SQLite file or postgresql://user:password@host/dbname "
+                   "(default: $PERSONA_AGENTS_HOME/chat.sqlite)")
     p.add_argument("--quiet", action="store_true", help="do not print the earlier messages on resume")
     p.set_defaults(func=cmd_chat)
 
