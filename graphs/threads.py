@@ -11,10 +11,11 @@ thread's state, not the value, is the problem) before anything is written: the t
 unchanged. Calls on one thread are serialised: a lock per thread in this process and, across
 processes, an ``flock`` on ``<db>.locks/<thread>.lock`` for a ``SqliteSaver`` on a file, an
 advisory lock on the server for a ``PostgresSaver`` (``graphs.persistence``); the kernel or
-the server drops either when a process dies, even by SIGKILL. Holding the lock, a call first finishes
-any turn the checkpoint shows as started but not finished (``next`` non-empty and no pending
-interrupt), so nothing is lost and nothing is answered twice. Runs use ``durability="sync"``:
-each step's checkpoint is on disk before the next step starts.
+the server drops either when a process dies, even by SIGKILL. Holding the lock, a call first
+finishes any turn the checkpoint shows as started but not finished (``next`` non-empty, or a
+step whose writes are saved but not yet applied; no pending interrupt), so nothing is lost and
+nothing is answered twice. Runs use ``durability="sync"``: each step's checkpoint is on disk
+before the next step starts.
 
 ``Command(update=...)`` and ``graph.update_state`` are operator tools that bypass the input
 boundary: never expose them to end users.
@@ -128,7 +129,9 @@ def thread_lock(graph: CompiledStateGraph, thread_id: str, timeout: float = LOCK
 def _finish(graph: CompiledStateGraph, config: dict[str, Any]) -> dict[str, Any] | None:
     """Run the rest of a started turn (the caller holds the thread lock)."""
     state = graph.get_state(config)
-    if not state.next or state.interrupts:
+    # A step whose writes were saved but whose next checkpoint was not (a crash in between)
+    # shows no ``next``, only its task with a result: ``invoke(None)`` applies them and goes on.
+    if state.interrupts or not (state.next or state.tasks):
         return None
     try:
         return graph.invoke(None, config, durability="sync")
