@@ -3,6 +3,7 @@
     open_checkpointer(db)         SqliteSaver        | PostgresSaver        (with-block)
     open_async_checkpointer(db)   AsyncSqliteSaver   | AsyncPostgresSaver   (async with-block)
     open_store(db)                SqliteStore        | PostgresStore        (with-block)
+    open_async_store(db)          AsyncSqliteStore   | AsyncPostgresStore   (async with-block)
     postgres_thread_lock(saver, thread_id)   one writer per thread across processes (Postgres)
 
 ``db`` is one of
@@ -40,6 +41,7 @@ __all__ = [
     "DatabaseError",
     "describe_db",
     "open_async_checkpointer",
+    "open_async_store",
     "open_checkpointer",
     "open_store",
     "parse_db",
@@ -257,6 +259,33 @@ def open_store(db: str | os.PathLike[str]) -> Iterator[BaseStore]:
         store = SqliteStore(connection)
         with _sqlite_errors(database):
             store.setup()
+        yield store
+
+
+@contextlib.asynccontextmanager
+async def open_async_store(db: str | os.PathLike[str]) -> AsyncIterator[BaseStore]:
+    """An asyncio store for ``db`` (a graph run with ``ainvoke``/``astream``: ``SqliteStore`` has
+    no async methods), closed when the block ends."""
+    database = parse_db(db)
+    if database.kind == "postgres":
+        import psycopg
+        from langgraph.store.postgres.aio import AsyncPostgresStore
+
+        try:
+            connection = await psycopg.AsyncConnection.connect(database.target, **_postgres_kwargs(database))
+        except psycopg.OperationalError as exc:
+            raise _unreachable(database, exc) from None
+        async with connection:
+            store = AsyncPostgresStore(connection)
+            await store.setup()
+            yield store
+        return
+    from langgraph.store.sqlite.aio import AsyncSqliteStore
+
+    path = _sqlite_path(database)
+    async with AsyncSqliteStore.from_conn_string(path) as store:
+        with _sqlite_errors(database):
+            await store.setup()
         yield store
 
 

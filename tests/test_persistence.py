@@ -17,12 +17,15 @@ from langgraph.checkpoint.postgres.aio import AsyncPostgresSaver
 from langgraph.checkpoint.sqlite import SqliteSaver
 from langgraph.checkpoint.sqlite.aio import AsyncSqliteSaver
 from langgraph.store.postgres import PostgresStore
+from langgraph.store.postgres.aio import AsyncPostgresStore
 from langgraph.store.sqlite import SqliteStore
+from langgraph.store.sqlite.aio import AsyncSqliteStore
 
 from graphs.persistence import (
     DatabaseError,
     describe_db,
     open_async_checkpointer,
+    open_async_store,
     open_checkpointer,
     open_store,
     parse_db,
@@ -101,6 +104,14 @@ async def test_async_sqlite_checkpointer(tmp_path: Path) -> None:
         assert await saver.aget_tuple({"configurable": {"thread_id": "none"}}) is None
 
 
+async def test_async_sqlite_store(tmp_path: Path) -> None:
+    async with open_async_store(tmp_path / "s.sqlite") as store:
+        assert isinstance(store, AsyncSqliteStore)
+        await store.aput(("persona_agents", "people", "u1"), "profile", {"locale": "es-ES"})
+    async with open_async_store(f"sqlite:///{tmp_path / 's.sqlite'}") as store:
+        assert (await store.aget(("persona_agents", "people", "u1"), "profile")).value == {"locale": "es-ES"}
+
+
 def test_sqlite_path_errors(tmp_path: Path) -> None:
     text = tmp_path / "notes.txt"
     text.write_text("hello, not a database\n")
@@ -173,6 +184,18 @@ def test_postgres_store_round_trip(postgres_url: str) -> None:
         assert (("persona_agents", "people", user)) in store.list_namespaces(prefix=("persona_agents", "people"))
         store.delete(namespace, "risk")
         assert store.get(namespace, "risk") is None
+
+
+async def test_async_postgres_store_round_trip(postgres_url: str, tmp_path: Path) -> None:
+    namespace = ("persona_agents", "people", f"user-{uuid.uuid4()}")
+    async with open_async_store(postgres_url) as store:
+        assert isinstance(store, AsyncPostgresStore)
+        await store.aput(namespace, "profile", {"locale": "pt-BR"})
+    with open_store(postgres_url) as store:  # the sync store reads what the async one wrote
+        assert store.get(namespace, "profile").value == {"locale": "pt-BR"}
+    with pytest.raises(DatabaseError, match="cannot connect to"):
+        async with open_async_store(f"postgresql://x@/agents?host={tmp_path}"):  # no server there
+            pass
 
 
 def test_thread_lock_excludes_another_session(postgres_url: str) -> None:
