@@ -4,7 +4,7 @@
     open_async_checkpointer(db)   AsyncSqliteSaver   | AsyncPostgresSaver   (async with-block)
     open_store(db)                SqliteStore        | PostgresStore        (with-block)
     open_async_store(db)          AsyncSqliteStore   | AsyncPostgresStore   (async with-block)
-    postgres_thread_lock(saver, thread_id)   one writer per thread across processes (Postgres)
+    postgres_thread_lock(saver, thread_id, timeout)   one writer per thread across processes
 
 ``db`` is one of
 
@@ -14,7 +14,7 @@
     sqlite:///:memory:  or  :memory:              (SQLite in memory, gone when closed)
     a plain path (str or os.PathLike)             (a SQLite file; its folder is created)
 
-Postgres tables are created on open (``setup()``: idempotent migrations). Errors are
+Tables are created on open (``setup()``: idempotent migrations). Errors are
 ``DatabaseError`` (a ``ValueError``) naming the database without its password: an unknown
 scheme, a folder or a non-SQLite file given as a SQLite path, a server that cannot be reached.
 The Postgres parts need the ``postgres`` extra (``langgraph-checkpoint-postgres``, ``psycopg``).
