@@ -8,12 +8,14 @@
 
 Every refusal raises ``InvalidInputError`` (a ``ValueError``; ``ThreadStateError`` when the
 thread's state, not the value, is the problem) before anything is written: the thread is
-unchanged. Calls on one thread are serialised: a lock per thread in this process and, for a
-``SqliteSaver`` on a file, an ``flock`` on ``<db>.locks/<thread>.lock`` across processes (the
-kernel drops it when a process dies, even by SIGKILL). Holding the lock, a call first finishes
-any turn the checkpoint shows as started but not finished (``next`` non-empty and no pending
-interrupt), so nothing is lost and nothing is answered twice. Runs use ``durability="sync"``:
-each step's checkpoint is on disk before the next step starts.
+unchanged. Calls on one thread are serialised: a lock per thread in this process and, across
+processes, an ``flock`` on ``<db>.locks/<thread>.lock`` for a ``SqliteSaver`` on a file, an
+advisory lock on the server for a ``PostgresSaver`` (``graphs.persistence``); the kernel or
+the server drops either when a process dies, even by SIGKILL. Holding the lock, a call first
+finishes any turn the checkpoint shows as started but not finished (``next`` non-empty, or a
+step whose writes are saved but not yet applied; no pending interrupt), so nothing is lost and
+nothing is answered twice. Runs use ``durability="sync"``: each step's checkpoint is on disk
+before the next step starts.
 
 ``Command(update=...)`` and ``graph.update_state`` are operator tools that bypass the input
 boundary: never expose them to end users.
@@ -38,6 +40,7 @@ from langgraph.types import Command
 from domains.text import InvalidInputError
 from graphs.answers import parse_approval, parse_counselor_answer
 from graphs.inputs import checked_text
+from graphs.persistence import postgres_thread_lock
 from persona_agents.messages import clean_text
 
 __all__ = [
@@ -86,7 +89,8 @@ def _config(graph: CompiledStateGraph, thread_id: str) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def thread_lock(graph: CompiledStateGraph, thread_id: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
-    """Exclusive use of one thread: in this process, and across processes sharing a SQLite file."""
+    """Exclusive use of one thread: in this process, and across processes sharing a SQLite file
+    or a Postgres database."""
     key = (id(graph.checkpointer), thread_id)
     with _registry_lock:
         local = _thread_locks.setdefault(key, threading.Lock())
@@ -95,7 +99,8 @@ def thread_lock(graph: CompiledStateGraph, thread_id: str, timeout: float = LOCK
     try:
         db = _sqlite_file(graph.checkpointer)
         if db is None:
-            yield
+            with postgres_thread_lock(graph.checkpointer, thread_id, timeout, busy=ThreadStateError):
+                yield
             return
         folder = db.with_name(db.name + ".locks")
         folder.mkdir(exist_ok=True)
@@ -124,7 +129,9 @@ def thread_lock(graph: CompiledStateGraph, thread_id: str, timeout: float = LOCK
 def _finish(graph: CompiledStateGraph, config: dict[str, Any]) -> dict[str, Any] | None:
     """Run the rest of a started turn (the caller holds the thread lock)."""
     state = graph.get_state(config)
-    if not state.next or state.interrupts:
+    # A step whose writes were saved but whose next checkpoint was not (a crash in between)
+    # shows no ``next``, only its task with a result: ``invoke(None)`` applies them and goes on.
+    if state.interrupts or not (state.next or state.tasks):
         return None
     try:
         return graph.invoke(None, config, durability="sync")

@@ -105,3 +105,35 @@ def test_unfinished_turn_is_finished_once_before_the_next_message() -> None:
     result = threads.send_message(graph, "t", "second")
     assert [m.content for m in result["messages"]] == ["first", "Thanks for telling me. What would help most right now?", "second", "I hear you. How has the rest of your day been?"]
     assert threads.finish_unfinished(graph, "t") is None
+
+
+class SaverThatDiesAtPut(InMemorySaver):
+    """Raises on its Nth checkpoint write, as a process killed just before it would."""
+
+    def __init__(self, dies_at_put: int) -> None:
+        super().__init__()
+        self.puts = 0
+        self.dies_at_put = dies_at_put
+
+    def put(self, *args: Any, **kwargs: Any) -> Any:
+        self.puts += 1
+        if self.puts == self.dies_at_put:
+            raise KeyboardInterrupt("killed")
+        return super().put(*args, **kwargs)
+
+
+def test_turn_whose_first_writes_were_saved_without_the_next_checkpoint_is_finished() -> None:
+    """Killed after __start__'s writes were saved but before the checkpoint applying them: the
+    state then shows no ``next``, only the task with its result; the message must not be lost."""
+    saver = SaverThatDiesAtPut(2)
+    graph = make_counseling_graph(GenericFakeChatModel(messages=iter([])), saver)
+    cfg: dict[str, Any] = {"configurable": {"thread_id": "t"}}
+    with pytest.raises(KeyboardInterrupt):
+        graph.invoke({"message": "I want to kill myself tonight"}, cfg, durability="sync")
+    state = graph.get_state(cfg)
+    assert state.next == () and [t.name for t in state.tasks] == ["__start__"]
+    saver.dies_at_put = 0
+    finished = threads.finish_unfinished(graph, "t")
+    assert finished is not None and [m.name for m in finished["messages"]] == [None, "crisis_protocol"]
+    assert graph.get_state(cfg).next == ("escalate",)
+    assert threads.finish_unfinished(graph, "t") is None  # answered once

@@ -7,10 +7,8 @@ module adds demo, chat, screen and check-output, which need the agents and the d
 from __future__ import annotations
 
 import argparse
-import sqlite3
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 
 from domains.schema import DOMAINS
 from persona_agents.cli import (
@@ -29,13 +27,13 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_chat(args: argparse.Namespace) -> int:
-    from graphs.apps.chat import check_db_path, default_db, run_chat
+    from graphs.apps.chat import default_db, run_chat
+    from graphs.persistence import DatabaseError
 
-    db = check_db_path(Path(args.db) if args.db else default_db())
     try:
-        return run_chat(args.domain, args.thread, db, show_history=not args.quiet)
-    except sqlite3.DatabaseError as exc:  # a damaged file that still starts like a database
-        raise ValueError(f"--db {db}: {exc}") from None
+        return run_chat(args.domain, args.thread, args.db or default_db(), show_history=not args.quiet)
+    except DatabaseError as exc:  # a folder, a non-SQLite file, an unknown scheme, no server
+        raise ValueError(f"--db {exc}") from None
 
 
 def cmd_screen(args: argparse.Namespace) -> int:
@@ -60,7 +58,8 @@ def add_app_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("chat", help="an interactive agent session persisted in SQLite")
     p.add_argument("--domain", choices=DOMAINS, required=True)
     p.add_argument("--thread", default="default", help="conversation id; the same id resumes the conversation")
-    p.add_argument("--db", help="SQLite file (default: $PERSONA_AGENTS_HOME/chat.sqlite)")
+    p.add_argument("--db", help="SQLite file or postgresql://user:password@host/dbname "
+                   "(default: $PERSONA_AGENTS_HOME/chat.sqlite)")
     p.add_argument("--quiet", action="store_true", help="do not print the earlier messages on resume")
     p.set_defaults(func=cmd_chat)
 
