@@ -99,7 +99,7 @@ def test_unfinished_turn_is_finished_once_before_the_next_message() -> None:
     builder = build_counseling_graph(GenericFakeChatModel(messages=iter(["Thanks for telling me. What would help most right now?", "I hear you. How has the rest of your day been?"])))
     stopped = builder.compile(checkpointer=saver, interrupt_before=["generate"])  # a crash before generation
     cfg: dict[str, Any] = {"configurable": {"thread_id": "t"}}
-    stopped.invoke({"message": "first"}, cfg)
+    stopped.invoke({"messages": ["first"]}, cfg)
     graph = builder.compile(checkpointer=saver)
     assert graph.get_state(cfg).next == ("generate",)
     result = threads.send_message(graph, "t", "second")
