@@ -15,8 +15,9 @@ thread's state, not the value, is the problem) before anything is written: the t
 unchanged. Calls on one thread are serialised: a lock per thread in this process and, for a
 ``SqliteSaver`` on a file, an ``flock`` on ``<db>.locks/<thread>.lock`` across processes (the
 kernel drops it when a process dies, even by SIGKILL). Holding the lock, a call first finishes
-any turn the checkpoint shows as started but not finished (``next`` non-empty and no pending
-interrupt), so nothing is lost and nothing is answered twice. Runs use ``durability="sync"``:
+any turn the checkpoint shows as started but not finished (a task still to run, or one whose
+writes were saved just before a crash; no pending interrupt), so nothing is lost and nothing is
+answered twice. Runs use ``durability="sync"``:
 each step's checkpoint is on disk before the next step starts.
 
 ``Command(update=...)`` and ``graph.update_state`` are operator tools that bypass the input
@@ -130,7 +131,9 @@ def thread_lock(graph: CompiledStateGraph, thread_id: str, timeout: float = LOCK
 def _finish(graph: CompiledStateGraph, config: dict[str, Any], context: Context | None) -> dict[str, Any] | None:
     """Run the rest of a started turn (the caller holds the thread lock)."""
     state = graph.get_state(config)
-    if not state.next or state.interrupts:
+    # ``next`` lists the tasks still to run; a task whose writes were saved just before the crash
+    # (the checkpoint after it was not) is no longer in ``next`` but still in ``tasks``.
+    if state.interrupts or not (state.next or state.tasks):
         return None
     try:
         return graph.invoke(None, config, context=context, durability="sync")
