@@ -45,7 +45,6 @@ from persona_agents.messages import clean_text
 
 SIGNATURE = {"persona_agents": "posted_by_node"}
 MARK = "persona_agents_intake"  # additional_kwargs key of a pending entry: {"status", "error"}
-
 EntryStatus = Literal["pending", "refused"]
 
 _KINDS = {"user": "human", "human": "human", "assistant": "ai", "ai": "ai"}
@@ -57,7 +56,7 @@ def posted(update: dict[str, Any]) -> list[Any]:
 
 
 def status(message: BaseMessage) -> EntryStatus | None:
-    """"pending" or "refused" for an entry intake has not settled yet, else None."""
+    """An entry's status while intake has not settled it ("pending" or "refused"), else None."""
     mark = message.additional_kwargs.get(MARK)
     return mark.get("status") if isinstance(mark, dict) else None
 
@@ -75,7 +74,8 @@ def settled(messages: Sequence[BaseMessage]) -> list[BaseMessage]:
 def take_new_message(
     messages: Sequence[BaseMessage], *, count_tokens: TokenCounter | None = None, max_tokens: int | None = None
 ) -> HumanMessage:
-    """The one new message of this input, accepted as-is, or ``InvalidInputError`` with the reason."""
+    """The input's one new message, ready to post (its id, its cleaned text within the token
+    limit), or ``InvalidInputError`` with the reason the input is refused."""
     entries = pending(messages)
     if not entries:
         raise InvalidInputError(NO_NEW_MESSAGE)

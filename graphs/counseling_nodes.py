@@ -27,7 +27,7 @@ from graphs.conversation import posted, settled, take_new_message
 from graphs.decisions import decide
 from graphs.inputs import last_turns
 from graphs.model import CRISIS_PERSONA, STRICT_PERSONA, draft_reply, fixed_persona, persona_for
-from graphs.people import RememberedRisk, risk_event
+from graphs.people import risk_event
 from graphs.setup import GraphSetup, Run
 from graphs.stages import open_stage, turn_of
 from graphs.state import IDLE, CounselingState, Risk
@@ -88,17 +88,17 @@ def screen(state: CounselingState, runtime: Runtime[Context], *, setup: GraphSet
     text = str(users[-1].content)
     earlier = [str(m.content) for m in users[:-1]]  # oldest first; screening keeps the last few
     risk: Risk = dict(state.get("risk") or {"raised": False, "events": []})  # type: ignore[assignment]
-    remembered, remembered_note = _remembered_risk(run)
+    remembered = _remembered_risk(run)  # a note for the log when the store says this person was at risk
     try:
         result = screen_message(
-            DOMAIN, text, history=earlier, prior_risk=bool(risk.get("raised")) or remembered_note is not None, guard=run.guard
+            DOMAIN, text, history=earlier, prior_risk=bool(risk.get("raised")) or remembered is not None, guard=run.guard
         )
         escalate, category, score = result.escalate, result.category, result.score
         reasons = [f"[{result.layer}] {r}" for r in result.reasons]
     except Exception as exc:  # fail closed: a broken screen must not let a crisis through
         escalate, category, score, reasons = True, "screening_error", 1.0, [f"screening failed: {exc}"]
-    if remembered_note and not risk.get("raised"):
-        reasons.append(remembered_note)
+    if remembered and not risk.get("raised"):
+        reasons.append(remembered)
     if not escalate:
         return {
             "crisis_now": False,
@@ -287,14 +287,14 @@ def _turn_locale(state: CounselingState, run: Run) -> str:
     return resolve_locale(run.pack, remembered)
 
 
-def _remembered_risk(run: Run) -> tuple[RememberedRisk | None, str | None]:
-    """The person's recent risk from the store, and the note the screen's reasons get for it."""
+def _remembered_risk(run: Run) -> str | None:
+    """A note for the screen's reasons when the store has a recent risk event of this person."""
     if run.person is None:
-        return None, None
+        return None
     try:
         remembered = run.person.recent_risk()
     except Exception as exc:  # fail closed: an unreadable history counts as risk
-        return None, f"[store] this person's risk history could not be read ({exc}); treated as earlier risk"
+        return f"[store] this person's risk history could not be read ({exc}); treated as earlier risk"
     if remembered is None:
-        return None, None
-    return remembered, f"[store] this person was at risk on {remembered['at'][:10]} ({remembered['category']}) in another conversation"
+        return None
+    return f"[store] this person was at risk on {remembered['at'][:10]} ({remembered['category']}) in another conversation"

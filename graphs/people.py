@@ -12,17 +12,22 @@ after a crisis, when risk stays high, and short enough that one hard night does 
 every conversation for good. Only ``store.get`` and ``store.put`` are used, so any
 ``BaseStore`` works (``InMemoryStore``, ``PostgresStore``, the one ``langgraph dev`` brings).
 Two threads of one person escalating at the same instant may keep only one of the two events
-(read, append, write); either way the person has a recent event.
+(read, append, write); either way the person has a recent event. The locale is a convenience: a
+store error there is logged and ignored; the counseling screen treats an unreadable risk history
+as earlier risk (it fails closed).
 """
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from langgraph.store.base import BaseStore
 from typing_extensions import TypedDict
+
+log = logging.getLogger(__name__)
 
 NAMESPACE = ("persona_agents", "people")
 RISK_MEMORY = timedelta(days=30)
@@ -60,14 +65,22 @@ class Person:
         return dict(item.value) if item is not None and isinstance(item.value, dict) else {}
 
     def locale(self) -> str | None:
-        """The locale the person used last, if any."""
-        locale = self._value(PROFILE).get("locale")
+        """The locale the person used last, if any (None too when the store cannot be read)."""
+        try:
+            locale = self._value(PROFILE).get("locale")
+        except Exception as exc:  # a convenience: a store outage must not hold up a message
+            log.warning("could not read the locale of %r: %s", self.user_id, exc)
+            return None
         return locale if isinstance(locale, str) else None
 
     def remember_locale(self, locale: str) -> None:
-        profile = self._value(PROFILE)
-        if profile.get("locale") != locale:
-            self.store.put(self.namespace, PROFILE, {**profile, "locale": locale})
+        """Keep the person's locale (best effort, like ``locale``)."""
+        try:
+            profile = self._value(PROFILE)
+            if profile.get("locale") != locale:
+                self.store.put(self.namespace, PROFILE, {**profile, "locale": locale})
+        except Exception as exc:
+            log.warning("could not store the locale of %r: %s", self.user_id, exc)
 
     def risk_events(self) -> list[RememberedRisk]:
         events = self._value(RISK).get("events")
@@ -82,7 +95,8 @@ class Person:
     def recent_risk(self, now: datetime | None = None, window: timedelta = RISK_MEMORY) -> RememberedRisk | None:
         """The newest escalation within ``window`` of ``now``, else None."""
         now = now or now_utc()
-        recent = [e for e in self.risk_events() if now - window <= _when(e) <= now + timedelta(minutes=5)]  # type: ignore[operator]
+        skew = timedelta(minutes=5)  # another machine's clock may run a little ahead
+        recent = [e for e in self.risk_events() if now - window <= _when(e) <= now + skew]  # type: ignore[operator]
         return max(recent, key=lambda e: _when(e)) if recent else None  # type: ignore[arg-type,return-value]
 
 

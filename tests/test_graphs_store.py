@@ -150,3 +150,16 @@ def test_stored_values_are_plain_json_and_events_are_not_counted_twice() -> None
     assert sorted(i.key for i in items) == ["profile", "risk"]
     assert all(json.loads(json.dumps(i.value)) == i.value for i in items)
     assert len(person.risk_events()) == 1 and person.recent_risk() == event
+
+
+class BrokenStore(InMemoryStore):
+    def batch(self, ops: Any) -> Any:
+        raise ConnectionError("the store is down")
+
+
+def test_an_unreadable_store_counts_as_earlier_risk_and_the_escalation_goes_on() -> None:
+    result = agent(BrokenStore()).invoke({"messages": [GIVEAWAY]}, thread(), context=Context(user_id="sam"))
+    assert result["__interrupt__"][0].value["type"] == "counselor_escalation"
+    reason = screen_decision(result)["reason"]
+    assert "risk history could not be read (the store is down)" in reason
+    assert "could not record this in the store: the store is down" in reason
