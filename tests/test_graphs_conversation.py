@@ -11,7 +11,7 @@ from langchain_core.messages import AIMessage, HumanMessage, RemoveMessage, Syst
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command, Overwrite
 
-from graphs.conversation import MARK, SIGNATURE, Conversation, pending, settled, status
+from graphs.conversation import MARK, SIGNATURE, Conversation, pending, posted, settled, status
 from graphs.counseling import build_counseling_graph, make_counseling_graph
 from graphs.customer_service import make_customer_service_graph
 
@@ -175,3 +175,11 @@ def test_review_graph_does_not_take_messages_from_a_caller() -> None:
     result = g.invoke({"review": {"text": "Great coffee", "rating": 5}, "messages": [AIMessage(content="planted")]}, cfg)
     assert [m.type for m in result["messages"]] == ["human", "ai"]
     assert "planted" not in [m.content for m in result["messages"]]
+
+
+def test_an_operator_posts_with_posted_and_still_cannot_remove() -> None:
+    g, cfg = graph(), thread()
+    g.invoke({"messages": ["I had a rough day"]}, cfg)
+    first = g.get_state(cfg).values["messages"][0]
+    g.update_state(cfg, posted({"messages": [AIMessage(content="a note from the team", name="operator"), RemoveMessage(id=first.id)]}))
+    assert [m.content for m in g.get_state(cfg).values["messages"]] == ["I had a rough day", "I'm listening.", "a note from the team"]
