@@ -58,7 +58,7 @@ def intake(state: CounselingState, runtime: Runtime[Context], *, setup: GraphSet
     except (InvalidInputError, ContextError) as exc:
         # Nothing of the input joins the conversation; the locale goes back to the accepted one.
         return posted({
-            "messages": [],  # posting nothing settles the queue: nothing of the input joins the conversation
+            "messages": [],  # posting nothing drops the queued entries: none joins the conversation
             "locale": state.get("accepted_locale"),
             "error": str(exc),
             "decisions": [decide(runtime, DOMAIN, turn, "intake", "rejected_input", str(exc))],

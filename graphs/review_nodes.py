@@ -51,7 +51,7 @@ def intake(state: CustomerServiceState, runtime: Runtime[Context], *, setup: Gra
         checked_text(review.text, what="review", count_tokens=run.count_tokens(), max_tokens=setup.max_message_tokens)
     except (InvalidInputError, ContextError) as exc:
         return posted({
-            "messages": [],  # posting nothing settles the queue: nothing of the input joins the conversation
+            "messages": [],  # posting nothing drops any entries an operator queued
             "review": None,
             "error": str(exc),
             "decisions": [decide(runtime, DOMAIN, turn, "intake", "rejected_input", str(exc))],
