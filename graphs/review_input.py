@@ -50,8 +50,9 @@ class ReviewInput(BaseModel):
         return f"Review ({stars}){about}: {self.text}"
 
 
-def parse_review(raw: Any, pack: DomainPack) -> ReviewInput:
-    """A dict or a JSON string; the locale falls back to the pack's default when unknown."""
+def parse_review(raw: Any, pack: DomainPack, default_locale: str | None = None) -> ReviewInput:
+    """A dict or a JSON string. A review without a locale gets ``default_locale``; an unknown
+    locale gets the pack's default."""
     if raw is None:
         raise InvalidInputError("no review given: send {'review': {'text': ..., 'rating': 1-5}}")
     if isinstance(raw, str):
@@ -66,7 +67,7 @@ def parse_review(raw: Any, pack: DomainPack) -> ReviewInput:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'review'}: {e['msg']}" for e in exc.errors())
         raise InvalidInputError(f"invalid review: {problems}") from exc
-    return review.model_copy(update={"locale": resolve_locale(pack, review.locale)})
+    return review.model_copy(update={"locale": resolve_locale(pack, review.locale or default_locale)})
 
 
 def review_context(review: ReviewInput) -> str:

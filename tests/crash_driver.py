@@ -24,6 +24,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langgraph.checkpoint.sqlite import SqliteSaver  # noqa: E402
 
 import graphs.counseling  # noqa: E402
+import graphs.counseling_nodes  # noqa: E402
 from graphs.apps import chat as chat_app  # noqa: E402
 
 REPLY = "I'm listening. Tell me more."
@@ -72,7 +73,7 @@ def main() -> int:
 
     saver_class.put = put
     if crash_at == "screen":
-        graphs.counseling.screen_message = lambda *a, **k: die()  # type: ignore[assignment]
+        graphs.counseling_nodes.screen_message = lambda *a, **k: die()  # type: ignore[assignment]
     model = GenericFakeChatModel(messages=Replies(crash_at == "generate"))
 
     def build_agent(domain: str, saver: Any) -> Any:

@@ -75,7 +75,7 @@ async def run_async(action: str, domain: str, db: str, thread: str, payload: Any
         if action == "resume":
             await graph.ainvoke(Command(resume=payload), config, durability="sync")
         else:
-            graph_input = {"message": payload} if domain == "counseling" else {"review": payload}
+            graph_input = {"messages": [payload]} if domain == "counseling" else {"review": payload}
             async for update in graph.astream(graph_input, config, stream_mode="updates", durability="sync"):
                 streamed.extend(update)
         return summary(await graph.aget_state(config), streamed)

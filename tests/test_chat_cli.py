@@ -243,7 +243,7 @@ def test_chat_finishes_a_turn_left_unfinished(tmp_path: Path, replies: Replies) 
     with sqlite.connect(str(db), check_same_thread=False) as connection:
         builder = build_counseling_graph(GenericFakeChatModel(messages=iter([])))
         stopped = builder.compile(checkpointer=SqliteSaver(connection), interrupt_before=["generate"])
-        stopped.invoke({"message": "I had a rough day at work"}, {"configurable": {"thread_id": "t1"}})
+        stopped.invoke({"messages": ["I had a rough day at work"]}, {"configurable": {"thread_id": "t1"}})
     replies.replies = ["That sounds tiring. What happened?"]
     out = chat("counseling", db, [])
     assert "[finished the turn that was interrupted]" in out

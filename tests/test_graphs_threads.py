@@ -99,7 +99,7 @@ def test_unfinished_turn_is_finished_once_before_the_next_message() -> None:
     builder = build_counseling_graph(GenericFakeChatModel(messages=iter(["Thanks for telling me. What would help most right now?", "I hear you. How has the rest of your day been?"])))
     stopped = builder.compile(checkpointer=saver, interrupt_before=["generate"])  # a crash before generation
     cfg: dict[str, Any] = {"configurable": {"thread_id": "t"}}
-    stopped.invoke({"message": "first"}, cfg)
+    stopped.invoke({"messages": ["first"]}, cfg)
     graph = builder.compile(checkpointer=saver)
     assert graph.get_state(cfg).next == ("generate",)
     result = threads.send_message(graph, "t", "second")
@@ -107,33 +107,32 @@ def test_unfinished_turn_is_finished_once_before_the_next_message() -> None:
     assert threads.finish_unfinished(graph, "t") is None
 
 
-class SaverThatDiesAtPut(InMemorySaver):
-    """Raises on its Nth checkpoint write, as a process killed just before it would."""
+class DiesBeforeCheckpoint(InMemorySaver):
+    """A saver whose process 'dies' (KeyboardInterrupt) just before its ``at``-th checkpoint."""
 
-    def __init__(self, dies_at_put: int) -> None:
+    def __init__(self, at: int) -> None:
         super().__init__()
-        self.puts = 0
-        self.dies_at_put = dies_at_put
+        self.puts, self.at = 0, at
 
     def put(self, *args: Any, **kwargs: Any) -> Any:
         self.puts += 1
-        if self.puts == self.dies_at_put:
-            raise KeyboardInterrupt("killed")
+        if self.puts == self.at:
+            raise KeyboardInterrupt(f"died before checkpoint {self.puts}")
         return super().put(*args, **kwargs)
 
 
-def test_turn_whose_first_writes_were_saved_without_the_next_checkpoint_is_finished() -> None:
-    """Killed after __start__'s writes were saved but before the checkpoint applying them: the
-    state then shows no ``next``, only the task with its result; the message must not be lost."""
-    saver = SaverThatDiesAtPut(2)
+@pytest.mark.parametrize("at", [2, 3, 4, 5])  # before the checkpoint after __start__, intake, screen, crisis_reply
+def test_a_step_whose_writes_were_saved_but_not_checkpointed_is_finished(at: int) -> None:
+    """The race behind kill -9 right after a checkpoint: the next task's writes may already be on disk."""
+    saver = DiesBeforeCheckpoint(at)
     graph = make_counseling_graph(GenericFakeChatModel(messages=iter([])), saver)
     cfg: dict[str, Any] = {"configurable": {"thread_id": "t"}}
     with pytest.raises(KeyboardInterrupt):
-        graph.invoke({"message": "I want to kill myself tonight"}, cfg, durability="sync")
+        graph.invoke({"messages": ["I want to kill myself tonight"]}, cfg, durability="sync")
+    saver.at = 0
     state = graph.get_state(cfg)
-    assert state.next == () and [t.name for t in state.tasks] == ["__start__"]
-    saver.dies_at_put = 0
-    finished = threads.finish_unfinished(graph, "t")
-    assert finished is not None and [m.name for m in finished["messages"]] == [None, "crisis_protocol"]
-    assert graph.get_state(cfg).next == ("escalate",)
-    assert threads.finish_unfinished(graph, "t") is None  # answered once
+    assert state.next == () and state.tasks  # nothing left to run, by ``next`` alone
+    assert threads.finish_unfinished(graph, "t") is not None
+    state = graph.get_state(cfg)
+    assert state.next == ("escalate",) and [m.name for m in state.values["messages"]] == [None, "crisis_protocol"]
+    assert threads.finish_unfinished(graph, "t") is None

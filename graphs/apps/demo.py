@@ -44,7 +44,7 @@ def _counseling(model: ChatPersonaFuse) -> None:
     for text in COUNSELING_TURNS:
         print(f"user> {text}")
         started = time.perf_counter()
-        result = agent.invoke({"message": text, "locale": "en-US"}, config)
+        result = agent.invoke({"messages": [text], "locale": "en-US"}, config)
         if "__interrupt__" in result:
             payload = result["__interrupt__"][0].value
             print(f"  screen: CRISIS ({payload['risk_category']}, score {payload['score']:.2f}) -> fixed protocol, model not called")

@@ -55,7 +55,7 @@ def short_default_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[ChatPe
 def test_counseling_turn_end_to_end(short_default_model: list[ChatPersonaFuse]) -> None:
     graph = make_counseling_graph(checkpointer=InMemorySaver())
     cfg = {"configurable": {"thread_id": "it-counseling"}}
-    result = graph.invoke({"message": "I had a rough day at work"}, cfg)
+    result = graph.invoke({"messages": ["I had a rough day at work"]}, cfg)
     assert len(short_default_model) == 1
     assert short_default_model[0].get_engine().model_name == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert "__interrupt__" not in result and result["error"] is None
@@ -73,7 +73,7 @@ def test_counseling_turn_end_to_end(short_default_model: list[ChatPersonaFuse]) 
 def test_counseling_crisis_interrupts_and_resumes(short_default_model: list[ChatPersonaFuse]) -> None:
     graph = make_counseling_graph(checkpointer=InMemorySaver())
     cfg = {"configurable": {"thread_id": "it-crisis"}}
-    result = graph.invoke({"message": CRISIS, "locale": "en-GB"}, cfg)
+    result = graph.invoke({"messages": [CRISIS], "locale": "en-GB"}, cfg)
     assert short_default_model == []  # the model was never even created
     assert result["messages"][-1].content == crisis_reply(load_pack("counseling"), "en-GB")
     assert result["__interrupt__"][0].value["type"] == "counselor_escalation"
