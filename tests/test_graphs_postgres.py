@@ -23,10 +23,10 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
 from domains.schema import crisis_reply, load_pack
 from graphs import threads
+from graphs.apps import chat as chat_cli
 from graphs.counseling import make_counseling_graph
 from graphs.customer_service import make_customer_service_graph
 from graphs.persistence import describe_db, open_checkpointer
-from graphs.apps import chat as chat_cli
 from tests.fakes import Replies
 
 ROOT = Path(__file__).resolve().parents[1]
