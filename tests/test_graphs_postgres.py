@@ -225,3 +225,28 @@ def test_chat_command_names_an_unreachable_database(capsys: pytest.CaptureFixtur
     assert "s3cret" not in err and "Traceback" not in err
     assert main(["chat", "--domain", "counseling", "--db", "mysql://root@db/agents"]) == EXIT_BAD_INPUT
     assert "unknown database scheme 'mysql://'" in capsys.readouterr().err
+
+
+def test_a_returning_person_is_screened_with_last_threads_crisis_in_mind(postgres_url: str) -> None:
+    """Thread one: a crisis, remembered in the PostgresStore. Thread two, on fresh connections (as
+    a new process would open them): a warning sign that alone would pass escalates for that person
+    only."""
+    from graphs.context import Context
+    from graphs.persistence import open_store
+
+    giveaway = "I gave my guitar away to my brother yesterday"
+    user = f"person-{uuid.uuid4().hex[:8]}"
+    model = GenericFakeChatModel(messages=itertools.repeat("I'm listening."))
+    with open_checkpointer(postgres_url) as saver, open_store(postgres_url) as store:
+        graph = make_counseling_graph(model, saver, store=store)
+        first = {"configurable": {"thread_id": thread_id("returning-1")}}
+        assert "__interrupt__" in graph.invoke({"messages": ["I want to kill myself tonight"]}, first, context=Context(user_id=user))
+
+    with open_checkpointer(postgres_url) as saver, open_store(postgres_url) as store:
+        graph = make_counseling_graph(model, saver, store=store)
+        again = graph.invoke({"messages": [giveaway]}, {"configurable": {"thread_id": thread_id("returning-2")}},
+                             context=Context(user_id=user))
+        stranger = graph.invoke({"messages": [giveaway]}, {"configurable": {"thread_id": thread_id("stranger")}},
+                                context=Context(user_id=f"{user}-other"))
+    assert again["__interrupt__"][0].value["type"] == "counselor_escalation"
+    assert "__interrupt__" not in stranger and not stranger["risk"].get("raised")
