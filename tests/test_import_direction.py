@@ -179,7 +179,7 @@ def imports() -> list[Import]:
 def test_the_graph_is_read(imports: list[Import]) -> None:
     """The reader finds the imports it must, so the rules below are not vacuously true."""
     edges = {(imp.source, imp.target) for imp in imports}
-    assert ("graphs.counseling", "domains.screening") in edges
+    assert ("graphs.counseling_nodes", "domains.screening") in edges
     assert ("domains.text", "persona_agents.messages") in edges
     assert ("evals.bench", "evals.persona") in edges  # an import inside a function
 
