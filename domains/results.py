@@ -8,7 +8,7 @@ from pydantic import BaseModel, Field
 
 # Which layer made a decision: the pack's patterns, code that finds contact details, the learned
 # classifier, the conversation so far, the optional guard model; "none" when nothing fired.
-Layer = Literal["rules", "contacts", "classifier", "rules+classifier", "history", "guard", "none"]
+Layer = Literal["rules", "contacts", "classifier", "rules+classifier", "history", "crisis", "guard", "none"]
 
 
 class ScreenResult(BaseModel):

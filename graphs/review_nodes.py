@@ -19,6 +19,7 @@ from langgraph.types import interrupt
 
 from domains.output_check import check_output
 from domains.reviews import analyse_review
+from domains.schema import crisis_reply, load_pack
 from domains.text import InvalidInputError
 from graphs.answers import parse_approval
 from graphs.context import Context, ContextError
@@ -32,6 +33,7 @@ from graphs.stages import open_stage, turn_of
 from graphs.state import IDLE, Analysis, Approval, Check, CustomerServiceState
 
 DOMAIN = "customer_service"
+PERSON_IN_CRISIS = "person_in_crisis"  # domains.screening: a review whose writer may be in crisis
 WAITING_FOR_APPROVAL = (
     "a human is reviewing the reply to the previous review; answer with "
     "Command(resume={'action': 'approve'|'edit'|'reject', 'reply': ...}) before sending a new review"
@@ -108,10 +110,22 @@ def route(state: CustomerServiceState, runtime: Runtime[Context], *, setup: Grap
     return {"persona": persona, "stage": "draft", "decisions": [run.decide(state["turn"], "route", persona["source"], reason)]}
 
 
+def _writer_in_crisis(state: CustomerServiceState) -> bool:
+    return state["analysis"]["screen"]["category"] == PERSON_IN_CRISIS
+
+
 def draft(state: CustomerServiceState, runtime: Runtime[Context], config: RunnableConfig, *, setup: GraphSetup) -> dict[str, Any]:
-    """A provisional reply to the review."""
+    """A provisional reply to the review; for a writer in crisis, the counseling pack's fixed
+    crisis message (never the model's words), which a human still approves."""
     run = setup.run(runtime)
     review = ReviewInput.model_validate(state["accepted_review"])
+    if _writer_in_crisis(state):
+        text = crisis_reply(load_pack("counseling"), review.locale)
+        return {
+            "draft": text,
+            "stage": "policy_check",
+            "decisions": [run.decide(state["turn"], "draft", "crisis_protocol", "the writer may be in crisis: the fixed crisis message, model not called")],
+        }
     system = f"{run.pack.prompts.persona}\n\n{review_context(review)}"
     reply = draft_reply(run.model(), system, [HumanMessage(review.text)], state["persona"], config)
     return {
@@ -125,7 +139,8 @@ def policy_check(state: CustomerServiceState, runtime: Runtime[Context], *, setu
     """The policy check of the draft; an escalated review or a flagged draft needs a human."""
     run = setup.run(runtime)
     review_text = str(state["accepted_review"].get("text") or "") or None
-    result: Check = check_output(DOMAIN, state["draft"] or " ", guard=run.guard, user_text=review_text).model_dump()  # type: ignore[assignment]
+    domain = "counseling" if _writer_in_crisis(state) else DOMAIN  # the crisis message lists counseling resources
+    result: Check = check_output(domain, state["draft"] or " ", guard=run.guard, user_text=review_text).model_dump()  # type: ignore[assignment]
     what = f"blocked:{result['category']}" if result["block"] else "allowed"
     needs_human = bool(state.get("escalated") or result["block"])
     return {
@@ -145,7 +160,7 @@ def approval(state: CustomerServiceState, runtime: Runtime[Context], *, setup: G
         "analysis": state["analysis"],
         "draft": state["draft"],
         "policy_check": state["check"],
-        "suggested_holding_reply": run.pack.escalation_reply,
+        "suggested_holding_reply": state["draft"] if _writer_in_crisis(state) else run.pack.escalation_reply,
         "resume_with": {"action": "approve | edit | reject", "reply": "the reply to publish (for edit)"},
     }
     question = payload
@@ -157,7 +172,7 @@ def approval(state: CustomerServiceState, runtime: Runtime[Context], *, setup: G
             break
         except InvalidInputError as exc:
             question = {**payload, "error": str(exc)}
-    reply = {"approve": state["draft"], "edit": answer.reply or "", "reject": run.pack.escalation_reply or ""}[answer.action]
+    reply = {"approve": state["draft"], "edit": answer.reply or "", "reject": payload["suggested_holding_reply"] or ""}[answer.action]
     human_check: Check | None = check_output(DOMAIN, reply).model_dump() if answer.action == "edit" else None  # type: ignore[assignment]
     note = f"; policy check on the human's text: {'blocked' if human_check['block'] else 'clean'}" if human_check else ""
     return {
