@@ -55,6 +55,12 @@ def test_shipped_items_validate_and_are_big_enough() -> None:
     for item in everything:
         assert 0 <= item.answer < len(item.options) and item.rationale and item.question
     assert all(len(item.options) == 4 for item in ei)
+    # rating options differ only in the level word, so neither length nor wording can decide
+    for item in sets["intensity"]:
+        if item.subtype == "rating":
+            words = [o.split() for o in item.options]
+            assert len({len(w) for w in words}) == 1
+            assert sum(len({w[k] for w in words}) > 1 for k in range(len(words[0]))) == 1, item.id
     # the key is not a constant position (the cloze scorer never shows positions, but a letter format could)
     for t in ITEM_TYPES:
         assert len({item.answer for item in sets[t]}) >= 2

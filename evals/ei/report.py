@@ -57,8 +57,9 @@ def markdown(result: Mapping[str, Any]) -> str:
         "# evals.ei: social-emotional intelligence, general ability and safety", "",
         f"Model `{result['model']}`, bundle `{result['bundle']}`. Every option is scored by its log-likelihood "
         f"given the chat-templated item; primary metric: **{primary}** log-prob per option token. "
-        f"{rt['items']} items x {len(SYSTEMS)} systems in {rt['scoring_seconds']:.0f} s on {rt['torch_threads']} CPU threads "
-        f"(+{rt['engine_load_seconds']:.0f} s loading the engine).", "",
+        f"{rt['items']} items x {len(SYSTEMS)} systems in {rt['scoring_seconds']:.0f} s wall, {rt['scoring_cpu_seconds']:.0f} CPU-s, "
+        f"on {rt['torch_threads']} CPU threads, batches of {rt['batch_size']} prompts, load average {fmt(rt['load_average_1min'], 1)} "
+        f"at the end (+{rt['engine_load_seconds']:.0f} s loading the engine).", "",
     ]
     for metric in (primary, *(m for m in result["metrics"] if m != primary)):
         lines += [f"## Accuracy ({metric} log-prob{', primary' if metric == primary else ''}; 95% Wilson CI)", "",
