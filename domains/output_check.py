@@ -11,8 +11,9 @@ Layers, in order; the first that blocks decides and is named in the result:
 3. facts: amounts of money and service policies that neither the pack nor the person's message
    states (``invented_fact``, ``domains.invented``; after the rules, so a promised voucher is
    named ``unauthorised_compensation``);
-4. classifier: the domain's learned output head over MiniLM embeddings, trained on drafts the
-   project wrote per block category, paraphrases included;
+4. classifier: the domain's learned output head over MiniLM embeddings, averaged with its
+   lexical scorer (``domains.lexical``), trained on drafts the project wrote per block
+   category, paraphrases included;
 5. guard: an optional guard model (``domains.guard.SafetyGuard``).
 
 Anything that goes wrong in layers 4 and 5 blocks the draft: a reply nobody could check is not sent.

@@ -7,9 +7,9 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 # Which layer made a decision: the pack's patterns, code that finds contact details or invented
-# facts, the learned classifier, the conversation so far, the optional guard model; "none" when
-# nothing fired.
-Layer = Literal["rules", "contacts", "facts", "classifier", "rules+classifier", "history", "guard", "none"]
+# facts, the learned classifier, the conversation so far, the writer-in-crisis screen, the
+# optional guard model; "none" when nothing fired.
+Layer = Literal["rules", "contacts", "facts", "classifier", "rules+classifier", "history", "crisis", "guard", "none"]
 
 
 class ScreenResult(BaseModel):

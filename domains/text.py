@@ -14,16 +14,14 @@ import unicodedata
 
 from anyascii import anyascii
 
-from persona_agents.messages import clean_text
-
-DEFAULT_MAX_CHARS = 8000
+from persona_agents.messages import MAX_MESSAGE_CHARS, clean_text
 
 
 class InvalidInputError(ValueError):
     """User text that cannot be screened (wrong type, empty, too long)."""
 
 
-def validate_user_text(text: object, max_chars: int = DEFAULT_MAX_CHARS) -> str:
+def validate_user_text(text: object, max_chars: int = MAX_MESSAGE_CHARS) -> str:
     """Return ``text`` cleaned (``clean_text``), or raise ``InvalidInputError``."""
     if not isinstance(text, str):
         raise InvalidInputError(f"user text must be a str, got {type(text).__name__}")
@@ -97,7 +95,7 @@ _SLANG_RE = tuple((re.compile(p), r) for p, r in _SLANG)
 
 
 def fold(text: str) -> str:
-    """Cleaned text with every character folded to ASCII; case and layout kept.
+    """Cleaned text with every character folded to ASCII; case and word spacing kept.
 
     NFKC first (fullwidth and compatibility forms), then anyascii, which maps look-alike letters
     from other scripts to the Latin letter they imitate and drops accents. Zero-width and other

@@ -12,9 +12,9 @@ lowest threshold whose out-of-fold false rate on safe rows stays within the pack
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm import tqdm
@@ -32,6 +32,7 @@ from domains.classifier import (
 from domains.lexical import LexicalScorer
 from domains.schema import DOMAINS, load_pack
 from domains.text import normalise
+from persona_agents.jsonl import JsonlError, read_jsonl
 
 SEED = 13
 # One hidden layer: out-of-fold recall on the counseling screen at 15% false escalations rose from
@@ -44,15 +45,15 @@ THRESHOLD_RANGE = (0.2, 0.95)
 LEXICAL_WEIGHTS = (0.0, 0.3, 0.5, 0.7)
 
 
-def read_rows(path: Path, categories: list[str], skip: frozenset[str] = frozenset()) -> list[dict[str, str]]:
+def read_rows(path: Path, categories: list[str], skip: frozenset[str] = frozenset()) -> list[dict[str, Any]]:
+    """The training rows of one file: ``text`` and a ``category`` among ``categories`` (rows in
+    ``skip`` left out); a bad row stops the run with its file and line."""
+    try:
+        objects = read_jsonl(path)
+    except JsonlError as exc:
+        raise SystemExit(str(exc)) from exc
     rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise SystemExit(f"{path}:{lineno}: invalid JSON: {exc.msg}") from exc
+    for lineno, row in objects:
         if row.get("category") in skip:
             continue
         if not isinstance(row.get("text"), str) or row.get("category") not in categories:

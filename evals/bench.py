@@ -1,6 +1,6 @@
 """Speed of what the product exists to do, in ONE run on the default model (CPU).
 
-``python -m evals.bench [--data FILE] [--repeats 5] [--new-tokens 32] [--bundle DIR] [--only serving] [--json] [--out DIR]``
+``python -m evals.bench [--data FILE] [--repeats 5] [--new-tokens 32] [--bundle DIR] [--only serving|safety] [--json] [--out DIR]``
 
 Every generation arm produces exactly ``--new-tokens`` tokens (greedy, ``min_new_tokens`` =
 ``max_new_tokens``) for the same conversation:
@@ -46,16 +46,15 @@ from evals.common import (
     fail,
     fmt,
     md_table,
-    median,
     progress,
     pyplot,
-    ratio,
     read_jsonl,
     require_text,
     stdout_to_stderr,
     text_table,
     write_report,
 )
+from evals.metrics import median, ratio
 
 ARMS = ("mixture", "base", "peft_set_scale", "peft_cat", "prompt_only")
 TARGETS = {"mixture_over_base": ("<=", 1.10), "batch8_speedup": (">=", 2.0)}

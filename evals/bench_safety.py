@@ -13,7 +13,8 @@ import json
 import time
 from collections.abc import Callable
 
-from evals.common import median, progress
+from evals.common import progress
+from evals.metrics import median
 
 SAFETY_TARGET_MS = 30.0  # screening plus output check per turn, on this machine's 2 CPU cores
 
@@ -40,6 +41,7 @@ def measure_safety(repeats: int = 20) -> dict[str, float]:
     """As in a live conversation: the earlier turns were screened (and remembered) when they were
     sent, the new turn, the conversation window and the draft are embedded for the first time."""
     from domains.classifier import clear_embedding_memo, embed, weights_path
+    from domains.schema import DOMAINS
     from domains.screening import check_output, screen_message
 
     for domain, text, history, draft in TURNS:  # warm-up: encoder, heads, rule engines
@@ -56,7 +58,7 @@ def measure_safety(repeats: int = 20) -> dict[str, float]:
             check_s.append(_timed(lambda: check_output(domain, draft)))  # noqa: B023
     size = sum(
         weights_path(d, k).stat().st_size
-        for d in ("counseling", "customer_service")
+        for d in DOMAINS
         for k in ("screen", "output")
     )
     screen_ms = 1000 * (median(screen_s) or 0.0)

@@ -18,7 +18,8 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from evals.common import median, progress, ratio
+from evals.common import progress
+from evals.metrics import median, ratio
 
 SERVING_TARGETS = {"concurrent8_speedup": (">=", 3.0), "server_overhead": ("<=", 1.10)}
 

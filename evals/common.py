@@ -1,4 +1,6 @@
-"""Shared helpers for the eval scripts: JSONL reading, output, reports and exit codes.
+"""Shared helpers for the eval scripts: reading eval data, output, reports and exit codes.
+
+The numbers themselves (rates, ratios, means, per-kind tables) are in ``evals.metrics``.
 
 Every ``python -m evals.<name>`` script follows the same contract:
 
@@ -14,11 +16,14 @@ from __future__ import annotations
 import contextlib
 import json
 import math
-import statistics
 import sys
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
+
+from evals.metrics import mean, median  # noqa: F401  (re-exported: evals.ei.summary imports mean from here)
+from persona_agents.jsonl import JsonlError
+from persona_agents.jsonl import read_jsonl as read_jsonl_lines
 
 DATA_DIR = Path(__file__).resolve().parent / "data"
 EXIT_BAD_DATA = 2
@@ -32,26 +37,14 @@ class DataError(ValueError):
 
 
 def read_jsonl(path: str | Path) -> list[dict[str, Any]]:
-    """JSON objects, one per non-blank line; each gets ``_line`` (1-based) for error messages."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"data file not found: {path}")
-    rows: list[dict[str, Any]] = []
+    """JSON objects, one per non-blank line; each gets ``_line`` (1-based) for error messages.
+
+    A missing or malformed file, or one without rows, raises ``DataError``.
+    """
     try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError as exc:
-        raise DataError(f"{path}: not UTF-8 text ({exc})") from exc
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from exc
-        if not isinstance(obj, dict):
-            raise DataError(f"{path}:{lineno}: expected a JSON object, got {type(obj).__name__}")
-        obj["_line"] = lineno
-        rows.append(obj)
+        rows = [{**obj, "_line": number} for number, obj in read_jsonl_lines(path)]
+    except JsonlError as exc:
+        raise DataError(str(exc)) from exc
     if not rows:
         raise DataError(f"{path}: no rows")
     return rows
@@ -68,31 +61,7 @@ def require_text(path: str | Path, row: Mapping[str, Any], key: str) -> str:
     return value
 
 
-def write_jsonl(path: str | Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            handle.write(json.dumps(dict(row), ensure_ascii=False) + "\n")
-
-
-# --- small maths --------------------------------------------------------------------------
-
-
-def mean(values: Sequence[float]) -> float | None:
-    values = [v for v in values if v is not None]
-    return sum(values) / len(values) if values else None
-
-
-def median(values: Sequence[float]) -> float | None:
-    values = [v for v in values if v is not None]
-    return statistics.median(values) if values else None
-
-
-def ratio(num: float | None, den: float | None) -> float | None:
-    if num is None or den is None or den == 0:
-        return None
-    return num / den
+# --- output -------------------------------------------------------------------------------
 
 
 def fmt(value: Any, digits: int = 3) -> str:
@@ -103,9 +72,6 @@ def fmt(value: Any, digits: int = 3) -> str:
     if isinstance(value, float):
         return "nan" if math.isnan(value) else f"{value:.{digits}f}"
     return str(value)
-
-
-# --- output -------------------------------------------------------------------------------
 
 
 def to_jsonable(value: Any) -> Any:

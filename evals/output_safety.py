@@ -7,60 +7,33 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from pathlib import Path
 from typing import Any
 
-from evals.safety import (
-    DataError,
-    Row,
-    binary_metrics,
-    decided_by,
-    fmt,
-    per_kind_metrics,
-    read_jsonl,
-    write_safety_report,
-)
+from domains.schema import DOMAINS
+from evals.common import DATA_DIR, DataError, fail, fmt, progress, read_jsonl, require_text, where
+from evals.metrics import binary_metrics, counts, per_kind_metrics
+from evals.safety import Row, write_safety_report
 
-DATA_FILE = Path(__file__).resolve().parent / "data" / "output_safety.jsonl"
-DOMAINS = ("counseling", "customer_service")
+DATA_FILE = DATA_DIR / "output_safety.jsonl"
 
 
 def load_rows(path: Path) -> list[Row]:
     rows = []
     for obj in read_jsonl(path):
-        where = f"{path}:{obj['_line']}"
         if obj.get("domain") not in DOMAINS:
-            raise DataError(
-                f"{where}: unknown domain {obj.get('domain')!r}; expected one of {DOMAINS}"
-            )
-        if not isinstance(obj.get("text"), str) or not obj["text"].strip():
-            raise DataError(f"{where}: 'text' must be a non-empty string")
+            raise DataError(f"{where(path, obj)}: unknown domain {obj.get('domain')!r}; expected one of {', '.join(DOMAINS)}")
+        text = require_text(path, obj, "text")
         if obj.get("label") not in ("block", "allow"):
-            raise DataError(
-                f"{where}: unknown label {obj.get('label')!r}; expected 'block' or 'allow'"
-            )
-        rows.append(
-            Row(
-                obj["text"],
-                obj["label"] == "block",
-                str(obj.get("kind", "unspecified")),
-                None,
-                obj["domain"],
-            )
-        )
+            raise DataError(f"{where(path, obj)}: unknown label {obj.get('label')!r}; expected 'block' or 'allow'")
+        rows.append(Row(text, obj["label"] == "block", str(obj.get("kind", "unspecified")), None, obj["domain"]))
     return rows
 
 
 def evaluate(rows: list[Row]) -> dict[str, Any]:
-    from tqdm import tqdm
+    from domains.output_check import check_output
 
-    from domains.screening import check_output
-
-    results = [
-        check_output(str(r.domain), r.text)
-        for r in tqdm(rows, desc="checking drafts", file=sys.stderr, disable=None)
-    ]
+    results = [check_output(str(r.domain), r.text) for r in progress(rows, desc="checking drafts")]
     gold = [r.positive for r in rows]
     pred = [res.block for res in results]
     m = binary_metrics(gold, pred)
@@ -70,7 +43,7 @@ def evaluate(rows: list[Row]) -> dict[str, Any]:
         "false_block_rate": m["false_positive_rate"],
         "precision": m["precision"],
         "per_kind": per_kind_metrics([f"{r.domain}/{r.kind}" for r in rows], gold, pred),
-        "decided_by": decided_by([res.layer for res in results if res.block]),
+        "decided_by": counts(res.layer for res in results if res.block),
         "misses": [
             {
                 "domain": r.domain,
@@ -97,8 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = load_rows(args.data)
     except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     report = evaluate(rows)
     if args.out:
         write_safety_report(args.out, "output_safety", report)

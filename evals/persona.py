@@ -6,11 +6,13 @@ Rows are JSON lines ``{"trait", "prompt"}``. For each trait's prompts the defaul
 replies under six conditions: the trait's high expert alone, its low expert alone (one-hot
 weights), the routed mixture, the base model alone (``persona_weights="base"``) and a
 prompt-only persona for each pole (the same base model, the pole described in the system
-prompt). A pole classifier (logistic regression on MiniLM embeddings, fit on the corpus's
-train responses) gives each reply's probability of the trait's high pole.
+prompt). The lexical pole classifier (``LexicalPoleClassifier``: logistic regression on TF-IDF
+of word 1-2 grams, fit on the corpus's train responses; its held-out accuracy is in the report)
+gives each reply's probability of the trait's high pole.
 
 Per expert: the share of replies classified as the expert's pole under the expert, the base
-model and the prompt-only persona; per trait: the mean prob_high for every condition.
+model, the prompt-only persona and the routed mixture; per trait: the mean prob_high for every
+condition.
 """
 
 from __future__ import annotations
@@ -27,7 +29,6 @@ from evals.common import (
     fail,
     fmt,
     md_table,
-    mean,
     progress,
     pyplot,
     read_jsonl,
@@ -37,6 +38,7 @@ from evals.common import (
     where,
     write_report,
 )
+from evals.metrics import mean, share
 from persona_agents.traits import POLES, TRAITS
 
 DEFAULT_DATA = DATA_DIR / "persona_prompts.jsonl"
@@ -84,10 +86,7 @@ def prompts_by_trait(rows: Sequence[Mapping[str, str]], limit: int | None) -> di
 
 def share_as_pole(probs_high: Sequence[float], pole: str) -> float | None:
     """Share of replies the classifier puts on ``pole`` (prob_high > 0.5 is "high")."""
-    if not probs_high:
-        return None
-    hits = sum((p > 0.5) if pole == "high" else (p <= 0.5) for p in probs_high)
-    return hits / len(probs_high)
+    return share((p > 0.5) if pole == "high" else (p <= 0.5) for p in probs_high)
 
 
 def score_persona(probs: Mapping[str, Mapping[str, Sequence[float]]]) -> dict[str, Any]:

@@ -31,9 +31,10 @@ from evals.common import (
     stdout_to_stderr,
     text_table,
     where,
-    write_jsonl,
     write_report,
 )
+from evals.metrics import agreement_by, share
+from persona_agents.jsonl import write_jsonl
 from persona_agents.traits import POLES, TRAITS
 
 DEFAULT_DATA = DATA_DIR / "router_default.jsonl"
@@ -100,32 +101,24 @@ def sign_ok(score: float, pole: str) -> bool:
 
 
 def score_router(expects: Sequence[Mapping[str, str]], trait_scores: Sequence[Mapping[str, float]]) -> dict[str, Any]:
-    """Agreement over (row, trait) pairs, per trait, and the indices of rows with any miss."""
+    """Agreement over (row, trait) pairs, per trait, per pole, and the indices of rows with any miss."""
     if len(expects) != len(trait_scores):
         raise ValueError(f"{len(expects)} rows but {len(trait_scores)} routing results")
-    per_trait = {t: [0, 0] for t in TRAITS}
-    per_pole = {f"{t}_{p}": [0, 0] for t in TRAITS for p in POLES}
-    missed_rows = []
-    for index, (expect, scores) in enumerate(zip(expects, trait_scores)):
-        wrong = []
-        for trait, pole in expect.items():
-            ok = sign_ok(scores[trait], pole)
-            per_trait[trait][0] += ok
-            per_trait[trait][1] += 1
-            per_pole[f"{trait}_{pole}"][0] += ok
-            per_pole[f"{trait}_{pole}"][1] += 1
-            if not ok:
-                wrong.append(trait)
-        if wrong:
-            missed_rows.append((index, wrong))
-    pairs = sum(n for _, n in per_trait.values())
+    pairs = [(index, trait, pole, sign_ok(scores[trait], pole))
+             for index, (expect, scores) in enumerate(zip(expects, trait_scores)) for trait, pole in expect.items()]
+    hits = [ok for *_, ok in pairs]
+    missed_rows: dict[int, list[str]] = {}
+    for index, trait, _, ok in pairs:
+        if not ok:
+            missed_rows.setdefault(index, []).append(trait)
     return {
         "n": len(expects),
-        "pairs": pairs,
-        "agreement": sum(h for h, _ in per_trait.values()) / pairs if pairs else None,
-        "per_trait": {t: {"agreement": (h / n if n else None), "n": n} for t, (h, n) in per_trait.items()},
-        "per_pole": {p: {"agreement": (h / n if n else None), "n": n} for p, (h, n) in per_pole.items()},
-        "missed_rows": missed_rows,
+        "pairs": len(pairs),
+        "agreement": share(hits),
+        "per_trait": agreement_by([trait for _, trait, _, _ in pairs], hits, every=TRAITS),
+        "per_pole": agreement_by([f"{trait}_{pole}" for _, trait, pole, _ in pairs], hits,
+                                 every=[f"{t}_{p}" for t in TRAITS for p in POLES]),
+        "missed_rows": list(missed_rows.items()),
     }
 
 

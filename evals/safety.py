@@ -8,18 +8,27 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-DATA_DIR = Path(__file__).resolve().parent / "data"
+from evals.common import (
+    DATA_DIR,
+    DataError,
+    fail,
+    fmt,
+    md_table,
+    progress,
+    pyplot,
+    read_jsonl,
+    require_text,
+    where,
+    write_report,
+)
+from evals.metrics import binary_metrics, counts, per_kind_metrics
+
 POSITIVE_LABEL = {"counseling": "crisis", "customer_service": "escalate"}
 NEGATIVE_LABEL = {"counseling": "safe", "customer_service": "respond"}
-
-
-class DataError(ValueError):
-    """The eval file is missing or malformed."""
 
 
 @dataclass(frozen=True)
@@ -31,98 +40,25 @@ class Row:
     domain: str | None = None
 
 
-def _ratio(num: int, den: int) -> float | None:
-    return None if den == 0 else num / den
-
-
-def confusion(gold: list[bool], pred: list[bool]) -> dict[str, int]:
-    if len(gold) != len(pred):
-        raise ValueError(f"{len(gold)} gold labels but {len(pred)} predictions")
-    tp = sum(g and p for g, p in zip(gold, pred))
-    fp = sum((not g) and p for g, p in zip(gold, pred))
-    fn = sum(g and not p for g, p in zip(gold, pred))
-    return {"tp": tp, "fp": fp, "fn": fn, "tn": len(gold) - tp - fp - fn}
-
-
-def binary_metrics(gold: list[bool], pred: list[bool]) -> dict[str, float | int | None]:
-    """Recall on positives, false-positive rate on negatives, precision; None when undefined."""
-    c = confusion(gold, pred)
-    return {
-        "n": len(gold),
-        "recall": _ratio(c["tp"], c["tp"] + c["fn"]),
-        "false_positive_rate": _ratio(c["fp"], c["fp"] + c["tn"]),
-        "precision": _ratio(c["tp"], c["tp"] + c["fp"]),
-        **c,
-    }
-
-
-def per_kind_metrics(
-    kinds: list[str], gold: list[bool], pred: list[bool]
-) -> dict[str, dict[str, float | int | None]]:
-    out: dict[str, dict[str, float | int | None]] = {}
-    for kind in sorted(set(kinds)):
-        idx = [i for i, k in enumerate(kinds) if k == kind]
-        g = [gold[i] for i in idx]
-        p = [pred[i] for i in idx]
-        m = binary_metrics(g, p)
-        out[kind] = {
-            "n": len(idx),
-            "accuracy": _ratio(sum(a == b for a, b in zip(g, p)), len(idx)),
-            "recall": m["recall"],
-            "false_positive_rate": m["false_positive_rate"],
-        }
-    return out
-
-
-def read_jsonl(path: Path) -> list[dict[str, Any]]:
-    if not path.is_file():
-        raise DataError(f"data file not found: {path}")
-    rows = []
-    for lineno, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            obj = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise DataError(f"{path}:{lineno}: invalid JSON: {exc.msg}") from exc
-        if not isinstance(obj, dict):
-            raise DataError(f"{path}:{lineno}: expected a JSON object")
-        obj["_line"] = lineno
-        rows.append(obj)
-    if not rows:
-        raise DataError(f"{path}: no rows")
-    return rows
-
-
 def load_rows(path: Path, domain: str) -> list[Row]:
     pos, neg = POSITIVE_LABEL[domain], NEGATIVE_LABEL[domain]
     rows = []
     for obj in read_jsonl(path):
-        where = f"{path}:{obj['_line']}"
-        if not isinstance(obj.get("text"), str) or not obj["text"].strip():
-            raise DataError(f"{where}: 'text' must be a non-empty string")
+        text = require_text(path, obj, "text")
         if obj.get("label") not in (pos, neg):
-            raise DataError(
-                f"{where}: unknown label {obj.get('label')!r}; expected {pos!r} or {neg!r}"
-            )
+            raise DataError(f"{where(path, obj)}: unknown label {obj.get('label')!r}; expected {pos!r} or {neg!r}")
         rating = obj.get("rating")
-        if rating is not None and (
-            isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5
-        ):
-            raise DataError(f"{where}: 'rating' must be an int 1-5")
-        rows.append(
-            Row(obj["text"], obj["label"] == pos, str(obj.get("kind", "unspecified")), rating)
-        )
+        if rating is not None and (isinstance(rating, bool) or not isinstance(rating, int) or not 1 <= rating <= 5):
+            raise DataError(f"{where(path, obj)}: 'rating' must be an int 1-5")
+        rows.append(Row(text, obj["label"] == pos, str(obj.get("kind", "unspecified")), rating))
     return rows
 
 
 def evaluate(domain: str, rows: list[Row]) -> dict[str, Any]:
-    from tqdm import tqdm
-
     from domains.screening import screen_message
 
     preds, details = [], []
-    for row in tqdm(rows, desc=f"screening {domain}", file=sys.stderr, disable=None):
+    for row in progress(rows, desc=f"screening {domain}"):
         res = screen_message(
             domain, row.text, rating=row.rating if domain == "customer_service" else None
         )
@@ -151,18 +87,9 @@ def evaluate(domain: str, rows: list[Row]) -> dict[str, Any]:
         "false_escalation_rate": m["false_positive_rate"],
         "precision": m["precision"],
         "per_kind": per_kind_metrics([r.kind for r in rows], gold, preds),
-        "decided_by": decided_by([d.layer for d in details if d.escalate]),
+        "decided_by": counts(d.layer for d in details if d.escalate),
         "misses": misses,
     }
-
-
-def decided_by(layers: list[str]) -> dict[str, int]:
-    """How many escalations (or blocks) each safety layer decided."""
-    return {layer: layers.count(layer) for layer in sorted(set(layers))}
-
-
-def fmt(x: float | None) -> str:
-    return "-" if x is None else f"{x:.3f}" if isinstance(x, float) else str(x)
 
 
 def print_table(report: dict[str, Any]) -> None:
@@ -182,8 +109,6 @@ def print_table(report: dict[str, Any]) -> None:
 
 
 def report_markdown(report: dict[str, Any], title: str) -> str:
-    from evals.common import md_table
-
     headline = {k: v for k, v in report.items() if k not in ("per_kind", "misses", "decided_by")}
     lines = [f"# {title}", "", md_table(["metric", "value"], list(headline.items())), "",
              md_table(["kind", "n", "accuracy", "recall", "false+"],
@@ -194,8 +119,6 @@ def report_markdown(report: dict[str, Any], title: str) -> str:
 
 
 def per_kind_figure(report: dict[str, Any], title: str) -> Any:
-    from evals.common import pyplot
-
     plt = pyplot()
     kinds = list(report["per_kind"])
     fig, ax = plt.subplots(figsize=(8, 0.35 * len(kinds) + 1.2))
@@ -209,8 +132,6 @@ def per_kind_figure(report: dict[str, Any], title: str) -> Any:
 
 
 def write_safety_report(out: Path, name: str, report: dict[str, Any]) -> None:
-    from evals.common import write_report
-
     write_report(out, name, report, report_markdown(report, name), {"per_kind": per_kind_figure(report, name)})
 
 
@@ -227,8 +148,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         rows = load_rows(path, args.domain)
     except DataError as exc:
-        print(f"error: {exc}", file=sys.stderr)
-        return 2
+        return fail(str(exc))
     report = evaluate(args.domain, rows)
     if args.out:
         write_safety_report(args.out, f"safety_{args.domain}", report)

@@ -8,13 +8,16 @@ from typing import Any
 from langchain_core.messages import AIMessage, BaseMessage, HumanMessage
 
 from domains.text import InvalidInputError, validate_user_text
-from graphs.limits import MAX_MESSAGE_CHARS, TokenCounter
-from persona_agents.messages import clean_text
+from graphs.limits import TokenCounter
+from persona_agents.messages import MAX_MESSAGE_CHARS
 
-__all__ = ["MAX_MESSAGE_CHARS", "InvalidInputError", "checked_text", "last_turns", "new_user_message"]
+__all__ = ["MAX_MESSAGE_CHARS", "NO_NEW_MESSAGE", "InvalidInputError", "checked_text", "last_turns", "new_user_message"]
 
+NO_NEW_MESSAGE = "no new message: send {'messages': [{'role': 'user', 'content': 'your text'}]}"
 _USER_ROLES = {"user", "human"}
 _MESSAGE_KEYS = {"role", "type", "content", "id"}
+# Fields of LangChain's message JSON that clients send empty ({"name": null, "example": false, ...})
+_EMPTY_OK = {"name", "additional_kwargs", "response_metadata", "example"}
 
 
 def checked_text(
@@ -29,7 +32,7 @@ def checked_text(
     if not isinstance(raw, str):
         raise InvalidInputError(f"the {what} must be a string, got {type(raw).__name__}")
     try:
-        text = clean_text(validate_user_text(raw, max_chars=max_chars)).strip()
+        text = validate_user_text(raw, max_chars=max_chars).strip()  # cleaned by clean_text in there
     except InvalidInputError as exc:  # name what was refused: a message, a review, a counselor's reply
         raise InvalidInputError(str(exc).replace("user text", f"the {what}", 1)) from None
     if not text:
@@ -47,10 +50,11 @@ def checked_text(
 def new_user_message(
     raw: Any, history_ids: Collection[str | None], *, count_tokens: TokenCounter | None = None, max_tokens: int | None = None
 ) -> HumanMessage:
-    """The person's new message from a string, a ``{"role": "user", "content": ...}`` dict or a
-    HumanMessage. Other roles, removals and ids already in the history are refused."""
+    """The person's new message from a string, a ``{"role": "user", "content": ...}`` dict (or
+    ``"type": "human"``) or a HumanMessage, cleaned. Other roles, removals, unknown fields and
+    ids already in the history are refused."""
     if raw is None:
-        raise InvalidInputError("no new message: send {'message': 'your text'}")
+        raise InvalidInputError(NO_NEW_MESSAGE)
     message_id: Any = None
     if isinstance(raw, BaseMessage):
         if not isinstance(raw, HumanMessage):
@@ -58,9 +62,9 @@ def new_user_message(
         content, message_id = raw.content, raw.id
     elif isinstance(raw, dict):
         role = raw.get("role", raw.get("type"))
-        if role not in _USER_ROLES:
+        if not isinstance(role, str) or role not in _USER_ROLES:
             raise InvalidInputError(f"only the person's own message can be sent (role 'user'), got role {role!r}")
-        if extra := set(raw) - _MESSAGE_KEYS:
+        if extra := {k for k in set(raw) - _MESSAGE_KEYS if not (k in _EMPTY_OK and not raw[k])}:
             raise InvalidInputError(f"unknown message fields: {', '.join(sorted(map(str, extra)))}")
         content, message_id = raw.get("content"), raw.get("id")
     else:

@@ -1,4 +1,5 @@
-"""How long a user message may be: in characters, and in the chat model's tokens.
+"""How long a user message may be in the chat model's tokens, beside the character limit
+(``persona_agents.messages.MAX_MESSAGE_CHARS``, the project's one).
 
 Characters alone are not enough: 7,000 emoji pass an 8,000-character limit but need over
 20,000 tokens. The token count comes from the graph's model when it can count offline
@@ -17,7 +18,6 @@ from typing import Any
 
 from langchain_core.language_models import BaseChatModel, BaseLanguageModel
 
-MAX_MESSAGE_CHARS = 8000
 DEFAULT_MAX_MESSAGE_TOKENS = 2048  # the default PersonaFuse model's prompt budget
 
 TokenCounter = Callable[[str], int]

@@ -1,58 +1,44 @@
-"""Reducers that keep a thread's state valid whoever writes to it.
+"""Reducers that keep a thread's protected fields valid whoever writes to them.
 
-Nodes are the only intended writers of the protected fields, but ``Command(update=...)`` and
-``graph.update_state`` (operator tools) go through these reducers too. Each reducer keeps the
+Nodes are the only intended writers of these fields, but ``Command(update=...)`` and
+``graph.update_state`` (operator tools) go through the same reducers. Each reducer keeps the
 previous value when the new one is malformed, so no write can leave a thread that raises on
 every later call, and risk once raised stays raised.
+
+LangGraph lets any write skip a reducer with ``Overwrite(value)`` or its JSON form
+``{"__overwrite__": value}``; ``Guarded`` is the channel these fields use instead, which sends
+every write through the reducer, so an overwrite is just another malformed value. (The
+conversation has a channel of its own: ``graphs.conversation``.)
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Any
 
-from langchain_core.messages import AIMessage, AnyMessage, HumanMessage, RemoveMessage
-from langgraph.graph.message import add_messages
-
-_MESSAGE_TYPES = (HumanMessage, AIMessage)
+from langgraph.channels.binop import BinaryOperatorAggregate
 
 
-def _text_content(content: Any) -> bool:
-    if isinstance(content, str):
+class Guarded(BinaryOperatorAggregate):
+    """A reducer channel that no write bypasses: ``Overwrite`` forms reach the reducer too."""
+
+    def update(self, values: Sequence[Any]) -> bool:
+        if not values:
+            return False
+        for value in values:
+            self.value = self.operator(self.value, value)
         return True
-    return isinstance(content, list) and all(
-        isinstance(b, str) or (isinstance(b, dict) and b.get("type") == "text" and isinstance(b.get("text"), str))
-        for b in content
-    )
 
 
-def append_only_messages(left: Sequence[AnyMessage] | None, right: Any) -> list[AnyMessage]:
-    """Append new human/AI text messages; never remove, replace or reorder earlier ones.
-
-    RemoveMessage, messages reusing an id already in the history, other message types and
-    non-text content are dropped, so the conversation history can only grow.
-    """
-    history = list(left or [])
-    items = right if isinstance(right, list) else [right]
-    try:
-        converted = add_messages([], [m for m in items if not isinstance(m, RemoveMessage)])
-    except Exception:  # malformed dicts, unknown roles: nothing of this write is kept
-        return history
-    seen = {m.id for m in history}
-    for message in converted:
-        if not isinstance(message, _MESSAGE_TYPES) or isinstance(message, RemoveMessage):
-            continue
-        if message.id in seen or not _text_content(message.content):
-            continue
-        seen.add(message.id)
-        history.append(message)
-    return history
+def guarded(typ: type, reducer: Callable[[Any, Any], Any]) -> Guarded:
+    """The ``Annotated[...]`` metadata for a protected field: ``Annotated[int, guarded(int, valid_turn)]``."""
+    return Guarded(typ, reducer)
 
 
 def keep_risk_raised(left: dict[str, Any] | None, right: Any) -> dict[str, Any]:
     """Risk is monotonic: a write that would lower or clear a raised risk is ignored."""
     left = left if isinstance(left, dict) else {}
-    if not isinstance(right, dict):
+    if not isinstance(right, dict) or "__overwrite__" in right or right.get("type") == "__overwrite__":
         return left
     if left.get("raised") and right.get("raised") is not True:
         return left
@@ -76,7 +62,7 @@ def append_decisions(left: list[dict[str, Any]] | None, right: Any) -> list[dict
     return log
 
 
-def one_of(*allowed: str) -> Any:
+def one_of(*allowed: str) -> Callable[[str | None, Any], str | None]:
     """A reducer that keeps the previous value unless the new one is one of ``allowed``."""
 
     def reduce(left: str | None, right: Any) -> str | None:

@@ -11,8 +11,6 @@ from domains.schema import DomainPack, resolve_locale
 from domains.text import InvalidInputError, validate_user_text
 from persona_agents.messages import clean_text
 
-MAX_REVIEW_CHARS = 8000
-
 
 class ReviewInput(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -27,7 +25,7 @@ class ReviewInput(BaseModel):
     @field_validator("text")
     @classmethod
     def _text(cls, value: str) -> str:
-        value = clean_text(validate_user_text(value, max_chars=MAX_REVIEW_CHARS)).strip()
+        value = validate_user_text(value).strip()  # cleaned by clean_text in there
         if not value:
             raise ValueError("the review has no visible text")
         return value
@@ -52,8 +50,9 @@ class ReviewInput(BaseModel):
         return f"Review ({stars}){about}: {self.text}"
 
 
-def parse_review(raw: Any, pack: DomainPack) -> ReviewInput:
-    """A dict or a JSON string; the locale falls back to the pack's default when unknown."""
+def parse_review(raw: Any, pack: DomainPack, default_locale: str | None = None) -> ReviewInput:
+    """A dict or a JSON string. A review without a locale gets ``default_locale``; an unknown
+    locale gets the pack's default."""
     if raw is None:
         raise InvalidInputError("no review given: send {'review': {'text': ..., 'rating': 1-5}}")
     if isinstance(raw, str):
@@ -68,7 +67,7 @@ def parse_review(raw: Any, pack: DomainPack) -> ReviewInput:
     except ValidationError as exc:
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'review'}: {e['msg']}" for e in exc.errors())
         raise InvalidInputError(f"invalid review: {problems}") from exc
-    return review.model_copy(update={"locale": resolve_locale(pack, review.locale)})
+    return review.model_copy(update={"locale": resolve_locale(pack, review.locale or default_locale)})
 
 
 def review_context(review: ReviewInput) -> str:

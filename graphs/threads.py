@@ -2,18 +2,24 @@
 
     send_message(graph, thread_id, text, locale=None)   counseling: one new user message
     send_review(graph, thread_id, review)               customer service: one new review
+    send_input(graph, thread_id, payload)               a raw input object, as an HTTP body would be
     resume(graph, thread_id, answer)                    the human's answer to the pending question
     finish_unfinished(graph, thread_id)                 finish a turn a crash cut short
     pending_question(graph, thread_id)                  the interrupt payload waiting, if any
 
+Each call that runs the graph takes an optional ``context=Context(...)`` (``graphs.context``):
+the run's settings, such as the ``user_id`` the store remembers the person by.
+
 Every refusal raises ``InvalidInputError`` (a ``ValueError``; ``ThreadStateError`` when the
 thread's state, not the value, is the problem) before anything is written: the thread is
-unchanged. Calls on one thread are serialised: a lock per thread in this process and, for a
-``SqliteSaver`` on a file, an ``flock`` on ``<db>.locks/<thread>.lock`` across processes (the
-kernel drops it when a process dies, even by SIGKILL). Holding the lock, a call first finishes
-any turn the checkpoint shows as started but not finished (``next`` non-empty and no pending
-interrupt), so nothing is lost and nothing is answered twice. Runs use ``durability="sync"``:
-each step's checkpoint is on disk before the next step starts.
+unchanged. Calls on one thread are serialised: a lock per thread in this process and, across
+processes, an ``flock`` on ``<db>.locks/<thread>.lock`` for a ``SqliteSaver`` on a file, an
+advisory lock on the server for a ``PostgresSaver`` (``graphs.persistence``); the kernel or
+the server drops either when a process dies, even by SIGKILL. Holding the lock, a call first
+finishes any turn the checkpoint shows as started but not finished (``next`` non-empty, or a
+step whose writes are saved but not yet applied; no pending interrupt), so nothing is lost and
+nothing is answered twice. Runs use ``durability="sync"``: each step's checkpoint is on disk
+before the next step starts.
 
 ``Command(update=...)`` and ``graph.update_state`` are operator tools that bypass the input
 boundary: never expose them to end users.
@@ -37,7 +43,9 @@ from langgraph.types import Command
 
 from domains.text import InvalidInputError
 from graphs.answers import parse_approval, parse_counselor_answer
+from graphs.context import Context
 from graphs.inputs import checked_text
+from graphs.persistence import postgres_thread_lock
 from persona_agents.messages import clean_text
 
 __all__ = [
@@ -46,6 +54,7 @@ __all__ = [
     "finish_unfinished",
     "pending_question",
     "resume",
+    "send_input",
     "send_message",
     "send_review",
     "thread_lock",
@@ -86,7 +95,8 @@ def _config(graph: CompiledStateGraph, thread_id: str) -> dict[str, Any]:
 
 @contextlib.contextmanager
 def thread_lock(graph: CompiledStateGraph, thread_id: str, timeout: float = LOCK_TIMEOUT) -> Iterator[None]:
-    """Exclusive use of one thread: in this process, and across processes sharing a SQLite file."""
+    """Exclusive use of one thread: in this process, and across processes sharing a SQLite file
+    or a Postgres database."""
     key = (id(graph.checkpointer), thread_id)
     with _registry_lock:
         local = _thread_locks.setdefault(key, threading.Lock())
@@ -95,7 +105,8 @@ def thread_lock(graph: CompiledStateGraph, thread_id: str, timeout: float = LOCK
     try:
         db = _sqlite_file(graph.checkpointer)
         if db is None:
-            yield
+            with postgres_thread_lock(graph.checkpointer, thread_id, timeout, busy=ThreadStateError):
+                yield
             return
         folder = db.with_name(db.name + ".locks")
         folder.mkdir(exist_ok=True)
@@ -121,27 +132,29 @@ def thread_lock(graph: CompiledStateGraph, thread_id: str, timeout: float = LOCK
 # --- unfinished turns -------------------------------------------------------------------------
 
 
-def _finish(graph: CompiledStateGraph, config: dict[str, Any]) -> dict[str, Any] | None:
+def _finish(graph: CompiledStateGraph, config: dict[str, Any], context: Context | None) -> dict[str, Any] | None:
     """Run the rest of a started turn (the caller holds the thread lock)."""
     state = graph.get_state(config)
-    if not state.next or state.interrupts:
+    # A step whose writes were saved but whose next checkpoint was not (a crash in between)
+    # shows no ``next``, only its task with a result: ``invoke(None)`` applies them and goes on.
+    if state.interrupts or not (state.next or state.tasks):
         return None
     try:
-        return graph.invoke(None, config, durability="sync")
+        return graph.invoke(None, config, context=context, durability="sync")
     except InvalidUpdateError:
         if state.next != ("__start__",):
             raise
         # A non-dict input reached the graph directly and was checkpointed: drop it. Intake then
         # finds no new input, refuses, and takes any open turn up again.
         graph.update_state(config, None, as_node="__start__")
-        return graph.invoke(None, config, durability="sync")
+        return graph.invoke(None, config, context=context, durability="sync")
 
 
-def finish_unfinished(graph: CompiledStateGraph, thread_id: str) -> dict[str, Any] | None:
+def finish_unfinished(graph: CompiledStateGraph, thread_id: str, *, context: Context | None = None) -> dict[str, Any] | None:
     """Finish a turn that was accepted but not finished (a crash); None when there is none."""
     config = _config(graph, thread_id)
     with thread_lock(graph, thread_id):
-        return _finish(graph, config)
+        return _finish(graph, config, context)
 
 
 def pending_question(graph: CompiledStateGraph, thread_id: str) -> dict[str, Any] | None:
@@ -170,61 +183,65 @@ def _repaired(value: Any) -> Any:
     return value
 
 
-def _send(graph: CompiledStateGraph, thread_id: str, payload: dict[str, Any]) -> dict[str, Any]:
+def _send(graph: CompiledStateGraph, thread_id: str, payload: dict[str, Any], context: Context | None) -> dict[str, Any]:
     config = _config(graph, thread_id)
     if extra := set(payload) - _input_keys(graph):
         refused = sorted(clean_text(str(k)) for k in extra)
         raise InvalidInputError(f"only {sorted(_input_keys(graph))} may be sent; refused: {refused}")
     payload = _repaired(payload)
     with thread_lock(graph, thread_id):
-        _finish(graph, config)
+        _finish(graph, config, context)
         state = graph.get_state(config)
         if state.interrupts:
             raise ThreadStateError(
                 f"a human must answer this thread first ({state.interrupts[0].value.get('type')}); "
                 "use resume(graph, thread_id, answer)"
             )
-        result = graph.invoke(payload, config, durability="sync")
+        result = graph.invoke(payload, config, context=context, durability="sync")
     if result.get("error"):
         raise InvalidInputError(result["error"])
     return result
 
 
-def send_message(graph: CompiledStateGraph, thread_id: str, text: str, *, locale: str | None = None) -> dict[str, Any]:
+def send_message(
+    graph: CompiledStateGraph, thread_id: str, text: str, *, locale: str | None = None, context: Context | None = None
+) -> dict[str, Any]:
     """Send the person's new message to a counseling thread; returns the graph's output."""
     checked_text(text)  # the graph checks again, with the model's token limit
     if locale is not None and (not isinstance(locale, str) or len(locale) > MAX_LOCALE_CHARS):
         raise InvalidInputError(f"locale must be a string of at most {MAX_LOCALE_CHARS} characters, like 'en-GB'")
-    payload: dict[str, Any] = {"message": text}
+    payload: dict[str, Any] = {"messages": [{"role": "user", "content": text}]}
     if locale is not None:
         payload["locale"] = locale
-    return _send(graph, thread_id, payload)
+    return _send(graph, thread_id, payload, context)
 
 
-def send_review(graph: CompiledStateGraph, thread_id: str, review: Mapping[str, Any] | str) -> dict[str, Any]:
+def send_review(
+    graph: CompiledStateGraph, thread_id: str, review: Mapping[str, Any] | str, *, context: Context | None = None
+) -> dict[str, Any]:
     """Send a new review to a customer-service thread; returns the graph's output."""
     if not isinstance(review, (Mapping, str)):
         raise InvalidInputError(f"the review must be an object with a 'text', got {type(review).__name__}")
-    return _send(graph, thread_id, {"review": dict(review) if isinstance(review, Mapping) else review})
+    return _send(graph, thread_id, {"review": dict(review) if isinstance(review, Mapping) else review}, context)
 
 
-def send_input(graph: CompiledStateGraph, thread_id: str, payload: Any) -> dict[str, Any]:
+def send_input(graph: CompiledStateGraph, thread_id: str, payload: Any, *, context: Context | None = None) -> dict[str, Any]:
     """Send a raw input dict (as an HTTP body would); keys outside the input schema are refused."""
     if not isinstance(payload, Mapping):
         raise InvalidInputError(f"the input must be an object, got {type(payload).__name__}")
-    return _send(graph, thread_id, dict(payload))
+    return _send(graph, thread_id, dict(payload), context)
 
 
 # --- the human's answer -----------------------------------------------------------------------
 
 
-def resume(graph: CompiledStateGraph, thread_id: str, answer: Any) -> dict[str, Any]:
+def resume(graph: CompiledStateGraph, thread_id: str, answer: Any, *, context: Context | None = None) -> dict[str, Any]:
     """Answer the pending question; a refused answer raises and the question stays pending."""
     config = _config(graph, thread_id)
     if answer is None:
         raise InvalidInputError("a resume needs an answer, got None")
     with thread_lock(graph, thread_id):
-        _finish(graph, config)
+        _finish(graph, config, context)
         state = graph.get_state(config)
         if not state.interrupts:
             raise ThreadStateError("nothing on this thread is waiting for an answer")
@@ -239,7 +256,7 @@ def resume(graph: CompiledStateGraph, thread_id: str, answer: Any) -> dict[str, 
             value = parsed.model_dump()
         else:
             raise ThreadStateError(f"unknown question type {kind!r}")
-        result = graph.invoke(Command(resume=value), config, durability="sync")
+        result = graph.invoke(Command(resume=value), config, context=context, durability="sync")
     refused = [i.value.get("error") for i in result.get("__interrupt__", []) if isinstance(i.value, dict) and i.value.get("error")]
     if refused:
         raise InvalidInputError(refused[0])

@@ -156,8 +156,13 @@ class ChatPersonaFuse(BaseChatModel):
                         backend: Any = PersonaFuseClient(self.base_url, api_key=self.api_key,
                                                          timeout=None if self.timeout is None else self.timeout + 60)
                     else:
+                        # Only settings given to this instance override PERSONA_AGENTS_* (field defaults do not).
+                        given = self.model_fields_set
                         config = EngineConfig.from_env(
-                            base_model=self.model_name, bundle=self.bundle, device=self.device, dtype=self.dtype
+                            base_model=self.model_name if "model_name" in given else None,
+                            bundle=self.bundle,
+                            device=self.device if "device" in given else None,
+                            dtype=self.dtype if "dtype" in given else None,
                         )
                         backend = PersonaFuseEngine.shared(config)
                     object.__setattr__(self, "engine", backend)
@@ -177,6 +182,14 @@ class ChatPersonaFuse(BaseChatModel):
         unknown = set(kwargs) - {"persona_weights", "model", *_DECODING_OPTIONS}
         if unknown:
             raise TypeError(f"ChatPersonaFuse got unexpected call options: {', '.join(sorted(unknown))}")
+        model = kwargs.get("model")
+        if model is not None and model not in (self.model_name, self.get_engine().model_name):
+            # One engine holds one base model; generating with it under another name would
+            # misreport the model in traces (``_get_ls_params`` reads the same kwarg).
+            raise ValueError(
+                f"call option model={model!r} differs from this ChatPersonaFuse's model "
+                f"{self.model_name!r}; make another ChatPersonaFuse(model=...) to use another base model"
+            )
         weights = kwargs.get("persona_weights", self.persona_weights)
         options = {name: kwargs.get(name, getattr(self, name)) for name in _DECODING_OPTIONS}
         params = GenerationParams.from_options(

@@ -1,4 +1,11 @@
-"""The ``persona-agents`` command."""
+"""The engine's commands: generate, route, train, synth and serve.
+
+``add_engine_commands`` registers them on any parser, so the full ``persona-agents`` command
+(``graphs.apps.cli``, which adds the agents' commands on top) and this module's own
+``python -m persona_agents.cli`` (the engine alone, as the serving process runs it) share
+one definition of every flag. ``run`` is the shared entry: logging, dispatch, and bad input
+turned into one error line and exit code 2.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +20,7 @@ from typing import Any
 EXIT_BAD_INPUT = 2
 
 
-def _engine_config(args: argparse.Namespace) -> Any:
+def engine_config(args: argparse.Namespace) -> Any:
     """The engine settings, with the device checked before any model loads."""
     from persona_agents.config import EngineConfig
 
@@ -43,7 +50,8 @@ def _persona_weights(raw: str | None) -> Any:
     return weights
 
 
-def _add_engine_options(parser: argparse.ArgumentParser) -> None:
+def add_engine_options(parser: argparse.ArgumentParser) -> None:
+    """--base-model, --bundle, --device, --dtype: what ``engine_config`` reads."""
     group = parser.add_argument_group("model")
     group.add_argument("--base-model", help="'default', a Hugging Face id or a local folder")
     group.add_argument("--bundle", help="PersonaFuse bundle folder (default: the shipped bundle)")
@@ -64,7 +72,7 @@ def cmd_generate(args: argparse.Namespace) -> int:
     # check the input before importing torch and loading the model, so bad input fails fast
     to_turns(args.message)
     weights = _persona_weights(args.weights)
-    config = _engine_config(args)
+    config = engine_config(args)
     from persona_agents.engine import GenerationParams, PersonaFuseEngine
 
     params = GenerationParams(max_new_tokens=args.max_tokens, temperature=args.temperature, seed=args.seed)
@@ -97,20 +105,21 @@ def cmd_route(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from persona_agents.demo import run_demo
-
-    return run_demo(_engine_config(args), max_tokens=args.max_tokens)
-
-
 def cmd_train(args: argparse.Namespace) -> int:
-    from persona_agents.training.config import DEFAULT_CONFIG, TrainConfig
-    from persona_agents.training.pipeline import run
+    from persona_agents.training.config import DEFAULT_CONFIG, TrainConfig, find_config
+    from persona_agents.training.pipeline import plan, run
 
-    config = TrainConfig.from_file(args.config or DEFAULT_CONFIG)
-    overrides = {k: v for k, v in (("output", args.output), ("work_dir", args.work_dir), ("device", args.device)) if v}
-    if overrides:
-        config = config.model_copy(update=overrides)
+    config = TrainConfig.from_file(find_config(args.config) if args.config else DEFAULT_CONFIG)
+    overrides = {
+        k: v
+        for k, v in (("output", args.output), ("work_dir", args.work_dir), ("device", args.device), ("dtype", args.dtype))
+        if v
+    }
+    if overrides:  # validated like the file's own values
+        config = TrainConfig.model_validate({**config.model_dump(), **overrides})
+    if args.dry_run:
+        print(json.dumps(plan(config), indent=2))
+        return 0
     report = run(config, skip_evaluation=args.skip_evaluation)
     router = report["router"]
     print(f"bundle: {config.output}")
@@ -149,31 +158,6 @@ def cmd_synth(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_chat(args: argparse.Namespace) -> int:
-    import sqlite3
-    from pathlib import Path
-
-    from persona_agents.chat_cli import check_db_path, default_db, run_chat
-
-    db = check_db_path(Path(args.db) if args.db else default_db())
-    try:
-        return run_chat(args.domain, args.thread, db, show_history=not args.quiet)
-    except sqlite3.DatabaseError as exc:  # a damaged file that still starts like a database
-        raise ValueError(f"--db {db}: {exc}") from None
-
-
-def cmd_screen(args: argparse.Namespace) -> int:
-    from persona_agents.chat_cli import run_screen
-
-    return run_screen(args.domain, args.message, args.rating, args.json)
-
-
-def cmd_check_output(args: argparse.Namespace) -> int:
-    from persona_agents.chat_cli import run_check_output
-
-    return run_check_output(args.domain, args.message, args.json)
-
-
 def cmd_serve(args: argparse.Namespace) -> int:
     from persona_agents.config import EngineConfig
     from persona_agents.serving.app import serve
@@ -193,11 +177,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     return 0
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="persona-agents", description=__doc__)
-    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
-    sub = parser.add_subparsers(dest="command", required=True)
-
+def add_engine_commands(sub: argparse._SubParsersAction) -> None:
+    """Register generate, route, train, synth and serve on ``sub`` (a parser's subparsers)."""
     p = sub.add_parser("generate", help="reply to one message with the routed persona")
     p.add_argument("--message", required=True)
     p.add_argument("--weights", help='fixed persona weights as JSON, e.g. \'{"extraversion_high": 1}\'')
@@ -205,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--temperature", type=float, default=0.0)
     p.add_argument("--seed", type=int)
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
-    _add_engine_options(p)
+    add_engine_options(p)
     p.set_defaults(func=cmd_generate)
 
     p = sub.add_parser("route", help="the persona weights for a message, without generating")
@@ -214,38 +195,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true")
     p.set_defaults(func=cmd_route)
 
-    p = sub.add_parser("demo", help="a short conversation with the routed weights per turn")
-    p.add_argument("--max-tokens", type=int, default=80)
-    _add_engine_options(p)
-    p.set_defaults(func=cmd_demo)
-
-    domains = ["counseling", "customer_service"]
-    p = sub.add_parser("chat", help="an interactive agent session persisted in SQLite")
-    p.add_argument("--domain", choices=domains, required=True)
-    p.add_argument("--thread", default="default", help="conversation id; the same id resumes the conversation")
-    p.add_argument("--db", help="SQLite file (default: $PERSONA_AGENTS_HOME/chat.sqlite)")
-    p.add_argument("--quiet", action="store_true", help="do not print the earlier messages on resume")
-    p.set_defaults(func=cmd_chat)
-
-    p = sub.add_parser("screen", help="risk screening of one message")
-    p.add_argument("--domain", choices=domains, required=True)
-    p.add_argument("--message", required=True)
-    p.add_argument("--rating", type=int, help="star rating (customer_service)")
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_screen)
-
-    p = sub.add_parser("check-output", help="the output check of one draft reply")
-    p.add_argument("--domain", choices=domains, required=True)
-    p.add_argument("--message", required=True)
-    p.add_argument("--json", action="store_true")
-    p.set_defaults(func=cmd_check_output)
-
     p = sub.add_parser("train", help="train a PersonaFuse bundle (experts, router) and write its report")
-    p.add_argument("--config", help="training config JSON (default: the shipped default config)")
+    p.add_argument("--config", help="training config JSON, or the name of a shipped preset such as "
+                   "'smollm2-1.7b-gpu' (default: the shipped default config)")
     p.add_argument("--output", help="bundle folder to write (overrides the config)")
     p.add_argument("--work-dir", help="checkpoints and resumable state (overrides the config)")
-    p.add_argument("--device", help="cpu, cuda, ... (overrides the config)")
+    p.add_argument("--device", help="auto, cpu, cuda, cuda:N, mps (overrides the config)")
+    p.add_argument("--dtype", choices=["auto", "float32", "bfloat16"], help="base model weights (overrides the config)")
     p.add_argument("--skip-evaluation", action="store_true", help="skip the held-out generation measurements")
+    p.add_argument("--dry-run", action="store_true",
+                   help="print what would be trained (corpus files and counts, steps per expert) and exit without loading a model")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("synth", help="grow the seed corpus with a teacher chat model")
@@ -262,14 +221,26 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-batch-size", type=int, help="most requests decoded together (default 16)")
     p.add_argument("--max-batch-wait-ms", type=float, help="wait for more requests before a batch starts (default 5)")
     p.add_argument("--max-body-bytes", type=int, default=1_000_000, help="larger request bodies get a 413")
-    _add_engine_options(p)
+    add_engine_options(p)
     p.set_defaults(func=cmd_serve)
 
+
+def new_parser(description: str | None) -> tuple[argparse.ArgumentParser, argparse._SubParsersAction]:
+    """The ``persona-agents`` parser (with ``-v``) and its subparsers, still without commands."""
+    parser = argparse.ArgumentParser(prog="persona-agents", description=description)
+    parser.add_argument("-v", "--verbose", action="store_true", help="log progress to stderr")
+    return parser, parser.add_subparsers(dest="command", required=True)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The engine's commands alone (``graphs.apps.cli`` builds the full command)."""
+    parser, sub = new_parser(__doc__)
+    add_engine_commands(sub)
     return parser
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+def run(parser: argparse.ArgumentParser, argv: Sequence[str] | None = None) -> int:
+    """Parse ``argv`` and run the chosen command; bad input prints one error line and returns 2."""
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
@@ -281,6 +252,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (InvalidMessageError, BundleError, ValueError, json.JSONDecodeError) as exc:
         print(f"persona-agents: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    return run(build_parser(), argv)
 
 
 if __name__ == "__main__":

@@ -27,6 +27,14 @@ def default_bundle_dir() -> Path:
     return Path(__file__).resolve().parent / "default_bundle"
 
 
+def check_device(value: str) -> str:
+    """A device name in canonical form; ValueError for one that is not known."""
+    value = value.strip().lower()
+    if value in {"auto", "cpu", "cuda", "mps"} or (value.startswith("cuda:") and value[5:].isdigit()):
+        return value
+    raise ValueError(f"unknown device {value!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+
+
 class EngineConfig(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -57,10 +65,7 @@ class EngineConfig(BaseModel):
     @field_validator("device")
     @classmethod
     def _known_device(cls, value: str) -> str:
-        value = value.strip().lower()
-        if value in {"auto", "cpu", "cuda", "mps"} or (value.startswith("cuda:") and value[5:].isdigit()):
-            return value
-        raise ValueError(f"unknown device {value!r}; use 'auto', 'cpu', 'cuda', 'cuda:N' or 'mps'")
+        return check_device(value)
 
     @classmethod
     def from_env(cls, **overrides: object) -> EngineConfig:

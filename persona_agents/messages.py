@@ -1,4 +1,8 @@
-"""Validated chat turns: what the engine accepts from LangChain messages, dicts or the CLI."""
+"""Validated chat turns: what the engine accepts from LangChain messages, dicts or the CLI.
+
+Also home to what every layer above shares about text: the one cleaner (``clean_text``) and the
+one message-length limit (``MAX_MESSAGE_CHARS``).
+"""
 
 from __future__ import annotations
 
@@ -12,7 +16,18 @@ from langchain_core.messages import AIMessage, BaseMessage, HumanMessage, System
 
 Role = Literal["system", "user", "assistant"]
 ROLES: tuple[str, ...] = ("system", "user", "assistant")
-MAX_MESSAGE_CHARS = 32_000
+# The project's one message-length limit: the most characters one person may write in one
+# message (a chat message, a review, a counselor's answer). The agents and the safety screens
+# (``domains.text.validate_user_text``, ``graphs.inputs``, ``graphs.review_input``) all read it
+# from here, the lowest layer. 8,000 characters is about 2,000 English tokens, the default
+# engine's whole prompt budget (``EngineConfig.max_input_tokens``): a longer message could not
+# reach the model whole, and every screen reads the full text on every turn.
+MAX_MESSAGE_CHARS = 8000
+# A conversation turn the engine is handed may wrap a person's message in the caller's own
+# framing (a review's stars and product, a system prompt built from a domain pack), so each turn
+# gets room for that several times over; the engine's real bound is the token budget, checked
+# when the prompt is built. This check only refuses absurd input before it is tokenized.
+MAX_TURN_CHARS = 4 * MAX_MESSAGE_CHARS
 _ROLE_ALIASES = {"human": "user", "ai": "assistant", "system": "system", "user": "user", "assistant": "assistant"}
 
 
@@ -59,7 +74,7 @@ def _content_text(content: Any, where: str) -> str:
     raise InvalidMessageError(f"{where}: content must be text, got {type(content).__name__}")
 
 
-def to_turn(message: BaseMessage | Mapping[str, Any], index: int = 0, *, max_chars: int = MAX_MESSAGE_CHARS) -> ChatTurn:
+def to_turn(message: BaseMessage | Mapping[str, Any], index: int = 0, *, max_chars: int = MAX_TURN_CHARS) -> ChatTurn:
     where = f"message {index}"
     if isinstance(message, BaseMessage):
         if isinstance(message, SystemMessage):
@@ -88,7 +103,7 @@ def to_turn(message: BaseMessage | Mapping[str, Any], index: int = 0, *, max_cha
     return ChatTurn(role=role, content=text)  # type: ignore[arg-type]
 
 
-def to_turns(messages: Iterable[BaseMessage | Mapping[str, Any] | str], *, max_chars: int = MAX_MESSAGE_CHARS) -> list[ChatTurn]:
+def to_turns(messages: Iterable[BaseMessage | Mapping[str, Any] | str], *, max_chars: int = MAX_TURN_CHARS) -> list[ChatTurn]:
     """Validate a conversation. A bare string is one user turn."""
     if isinstance(messages, str):
         messages = [{"role": "user", "content": messages}]

@@ -1,6 +1,7 @@
 """The router: a situation encoder plus a small head giving a distribution over the experts.
 
-The head is a small MLP with dropout over the MiniLM situation embedding. A bundle may also
+The head is a small MLP with dropout over the situation vector: the MiniLM embedding of the
+latest user turn mixed with the mean of earlier user turns (``context_weight``). A bundle may also
 carry a LoRA adapter for the encoder, trained with the head (``encoder_adapter``): on the
 project's corpus a frozen encoder tops out at 0.66-0.75 held-out top-pole agreement, because
 its sentence vectors barely separate, say, sadness from worry; adapting the encoder lifts that

@@ -18,6 +18,7 @@ from persona_agents.engine import PersonaFuseEngine
 from persona_agents.mixer import LoraExpert, load_peft_expert
 from persona_agents.router import RouterHead, RouterSettings
 from persona_agents.traits import EXPERT_NAMES
+from tests.postgres_server import RunningPostgres
 
 torch.set_num_threads(1)
 
@@ -204,3 +205,26 @@ def tiny_engine(
     engine.model_name = "tiny-llama"
     yield engine
     engine.mixer.remove()
+
+
+# --- PostgreSQL ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[RunningPostgres]:
+    """One private PostgreSQL server for the whole session (tests/postgres_server.py), stopped at
+    the end. Fails (never skips) with the reason when no server can be started here."""
+    from tests.postgres_server import PostgresUnavailable, methods_from_env, start_postgres
+
+    try:
+        server = start_postgres(methods_from_env())
+    except PostgresUnavailable as exc:
+        pytest.fail(str(exc), pytrace=False)
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_url(postgres_server: RunningPostgres) -> str:
+    """The session server's URL (a unix socket; every test uses its own thread ids)."""
+    return postgres_server.url

@@ -1,7 +1,8 @@
-"""Run ``persona-agents chat`` on a SQLite file with a fake model, and SIGKILL it at a chosen point.
+"""Run ``persona-agents chat`` with a fake model, and SIGKILL it at a chosen point.
 
     python tests/crash_driver.py DOMAIN DB THREAD [CRASH_AT] < lines
 
+DB: a SQLite file or a ``postgresql://`` URL.
 CRASH_AT: ``put:N`` kills the process right after its N-th checkpoint is on disk (0 never);
 ``screen`` kills it during screening; ``generate`` during the model call.
 ``CRASH_DRIVER_SLOW=<seconds>`` makes every model call that slow. Each checkpoint
@@ -23,7 +24,8 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langgraph.checkpoint.sqlite import SqliteSaver  # noqa: E402
 
 import graphs.counseling  # noqa: E402
-from persona_agents import chat_cli  # noqa: E402
+import graphs.counseling_nodes  # noqa: E402
+from graphs.apps import chat as chat_app  # noqa: E402
 
 REPLY = "I'm listening. Tell me more."
 
@@ -53,9 +55,14 @@ def main() -> int:
     domain, db, thread = sys.argv[1:4]
     crash_at = sys.argv[4] if len(sys.argv) > 4 else ""
     puts = {"n": 0}
-    original_put = SqliteSaver.put
+    saver_class: Any = SqliteSaver
+    if db.startswith(("postgresql://", "postgres://")):
+        from langgraph.checkpoint.postgres import PostgresSaver
 
-    def put(self: SqliteSaver, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
+        saver_class = PostgresSaver
+    original_put = saver_class.put
+
+    def put(self: Any, config: Any, checkpoint: Any, metadata: Any, new_versions: Any) -> Any:
         result = original_put(self, config, checkpoint, metadata, new_versions)
         puts["n"] += 1
         print(f"put {puts['n']} step={metadata.get('step')} source={metadata.get('source')}", file=sys.stderr, flush=True)
@@ -64,20 +71,20 @@ def main() -> int:
             die()
         return result
 
-    SqliteSaver.put = put  # type: ignore[method-assign]
+    saver_class.put = put
     if crash_at == "screen":
-        graphs.counseling.screen_message = lambda *a, **k: die()  # type: ignore[assignment]
+        graphs.counseling_nodes.screen_message = lambda *a, **k: die()  # type: ignore[assignment]
     model = GenericFakeChatModel(messages=Replies(crash_at == "generate"))
 
-    def build_agent(domain: str, saver: SqliteSaver) -> Any:
+    def build_agent(domain: str, saver: Any) -> Any:
         if domain == "counseling":
             return graphs.counseling.make_counseling_graph(model, saver)
         from graphs.customer_service import make_customer_service_graph
 
         return make_customer_service_graph(model, saver)
 
-    chat_cli.build_agent = build_agent  # type: ignore[assignment]
-    return chat_cli.run_chat(domain, thread, Path(db), show_history=False)
+    chat_app.build_agent = build_agent  # type: ignore[assignment]
+    return chat_app.run_chat(domain, thread, db, show_history=False)
 
 
 if __name__ == "__main__":

@@ -12,8 +12,9 @@ import pytest
 from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 
 from domains.schema import crisis_reply, load_pack
-from persona_agents import chat_cli
-from persona_agents.chat_cli import run_chat, run_check_output, run_screen
+from graphs.apps import chat as chat_app
+from graphs.apps.chat import run_chat
+from graphs.apps.checks import run_check_output, run_screen
 from tests.fakes import Replies
 
 CRISIS = "I want to kill myself tonight"
@@ -36,7 +37,7 @@ def replies(monkeypatch: pytest.MonkeyPatch) -> Replies:
 
         return make_customer_service_graph(model, saver)
 
-    monkeypatch.setattr(chat_cli, "build_agent", build_agent)
+    monkeypatch.setattr(chat_app, "build_agent", build_agent)
     return canned
 
 
@@ -169,21 +170,55 @@ def test_check_output_json_shape(capsys: pytest.CaptureFixture[str]) -> None:
         (["generate", "--message", "hi", "--device", "tpu"], "unknown device"),
     ],
 )
-def test_generate_arguments_are_checked_before_loading(argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]) -> None:
+@pytest.mark.parametrize("cli", ["persona_agents.cli", "graphs.apps.cli"])
+def test_generate_arguments_are_checked_before_loading(
+    cli: str, argv: list[str], expected: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import importlib
+
     import torch
 
-    from persona_agents.cli import EXIT_BAD_INPUT, main
+    from persona_agents.cli import EXIT_BAD_INPUT
 
     if "cuda" in argv and torch.cuda.is_available():
         pytest.skip("this machine has a GPU")
-    assert main(argv) == EXIT_BAD_INPUT
+    assert importlib.import_module(cli).main(argv) == EXIT_BAD_INPUT
     err = capsys.readouterr().err
     assert err.startswith("persona-agents: error:") and expected in err
     assert "Traceback" not in err
 
 
+ENGINE_COMMANDS = {"generate", "route", "train", "synth", "serve"}
+APP_COMMANDS = {"demo", "chat", "screen", "check-output"}
+
+
+def _commands(parser: Any) -> dict[str, Any]:
+    import argparse
+
+    (sub,) = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    return dict(sub.choices)
+
+
+def test_the_console_script_is_the_full_command() -> None:
+    """``persona-agents`` runs graphs.apps.cli: every engine command with the same flags, plus the apps."""
+    import tomllib
+
+    from graphs.apps import cli as app_cli
+    from persona_agents import cli as engine_cli
+
+    scripts = tomllib.loads((Path(__file__).resolve().parents[1] / "pyproject.toml").read_text())["project"]["scripts"]
+    assert scripts == {"persona-agents": "graphs.apps.cli:main"}
+    engine, full = _commands(engine_cli.build_parser()), _commands(app_cli.build_parser())
+    assert set(engine) == ENGINE_COMMANDS and set(full) == ENGINE_COMMANDS | APP_COMMANDS
+    for name in ENGINE_COMMANDS:
+        assert [a.option_strings for a in full[name]._actions] == [a.option_strings for a in engine[name]._actions], name
+    screen = {a.dest: a for a in full["screen"]._actions}
+    assert screen["domain"].choices == ("counseling", "customer_service") and screen["domain"].required
+
+
 def test_chat_db_must_be_a_sqlite_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    from persona_agents.cli import EXIT_BAD_INPUT, main
+    from graphs.apps.cli import main
+    from persona_agents.cli import EXIT_BAD_INPUT
 
     text_file = tmp_path / "notes.txt"
     text_file.write_text("hello, not a database\n")
@@ -208,7 +243,7 @@ def test_chat_finishes_a_turn_left_unfinished(tmp_path: Path, replies: Replies) 
     with sqlite.connect(str(db), check_same_thread=False) as connection:
         builder = build_counseling_graph(GenericFakeChatModel(messages=iter([])))
         stopped = builder.compile(checkpointer=SqliteSaver(connection), interrupt_before=["generate"])
-        stopped.invoke({"message": "I had a rough day at work"}, {"configurable": {"thread_id": "t1"}})
+        stopped.invoke({"messages": ["I had a rough day at work"]}, {"configurable": {"thread_id": "t1"}})
     replies.replies = ["That sounds tiring. What happened?"]
     out = chat("counseling", db, [])
     assert "[finished the turn that was interrupted]" in out

@@ -10,6 +10,7 @@ from langchain_core.messages import AIMessage, AIMessageChunk, HumanMessage, Sys
 from langchain_tests.unit_tests import ChatModelUnitTests
 
 from persona_agents.chat_model import ChatPersonaFuse
+from persona_agents.config import EngineConfig
 from persona_agents.engine import BASE_ONLY, GenerationParams, PersonaFuseEngine
 from persona_agents.traits import EXPERT_NAMES, PersonaWeights
 
@@ -142,6 +143,14 @@ def test_unknown_call_option(llm: ChatPersonaFuse) -> None:
         llm.invoke(MESSAGES, frobnicate=True)
 
 
+def test_per_call_model_must_be_this_model(llm: ChatPersonaFuse) -> None:
+    assert llm.invoke(MESSAGES, model="default").content  # naming its own model is fine
+    with pytest.raises(ValueError, match="model='other-model' differs"):
+        llm.invoke(MESSAGES, model="other-model")
+    with pytest.raises(ValueError, match="model='other-model' differs"):
+        list(llm.stream(MESSAGES, model="other-model"))
+
+
 async def test_event_loop_is_not_blocked(tiny_engine: PersonaFuseEngine) -> None:
     slow = ChatPersonaFuse(engine=tiny_engine, max_tokens=60)
     started = time.perf_counter()
@@ -228,6 +237,20 @@ def test_construction_loads_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     params = llm._get_ls_params(stop=["x"])
     assert params["ls_provider"] == "persona_agents" and params["ls_stop"] == ["x"]
     assert params["ls_model_name"] == "default"
+
+
+def test_engine_settings_come_from_the_environment_unless_given(monkeypatch: pytest.MonkeyPatch) -> None:
+    configs: list[EngineConfig] = []
+    monkeypatch.setattr(PersonaFuseEngine, "shared", classmethod(lambda cls, config: configs.append(config) or "engine"))
+    monkeypatch.setenv("PERSONA_AGENTS_BASE_MODEL", "org/bigger-model")
+    monkeypatch.setenv("PERSONA_AGENTS_DEVICE", "cuda")
+    monkeypatch.setenv("PERSONA_AGENTS_DTYPE", "bfloat16")
+    ChatPersonaFuse(max_tokens=5).get_engine()
+    ChatPersonaFuse(model="default", device="cpu", dtype="float32").get_engine()
+    assert [(c.base_model, c.device, c.dtype) for c in configs] == [
+        ("org/bigger-model", "cuda", "bfloat16"),
+        ("default", "cpu", "float32"),
+    ]
 
 
 def test_invalid_messages_surface(llm: ChatPersonaFuse) -> None:

@@ -7,6 +7,7 @@ import json
 import pytest
 
 from domains.schema import (
+    DOMAINS,
     DomainPack,
     PackError,
     crisis_reply,
@@ -27,6 +28,16 @@ def counseling() -> DomainPack:
 def test_both_packs_load_and_are_cached() -> None:
     assert load_pack("counseling") is load_pack("counseling")
     assert load_pack("customer_service").name == "customer_service"
+
+
+def test_the_domain_list_is_the_pack_folders() -> None:
+    from pathlib import Path
+
+    import domains
+
+    folders = {d.name for d in Path(domains.__file__).parent.iterdir() if (d / "pack.json").is_file()}
+    assert set(DOMAINS) == folders and len(DOMAINS) == len(folders)
+    assert all(load_pack(name).name == name for name in DOMAINS)
 
 
 def test_counseling_has_required_crisis_lines(counseling: DomainPack) -> None:

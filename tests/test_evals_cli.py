@@ -8,14 +8,16 @@ import json
 import subprocess
 import sys
 from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
 
 import pytest
 from langchain_core.language_models.fake_chat_models import FakeListChatModel
 
-from evals import bench, persona, quality
+from evals import bench, persona, quality, router
 from persona_agents.config import EngineConfig
 from persona_agents.engine import PersonaFuseEngine
-from persona_agents.traits import EXPERT_NAMES
+from persona_agents.traits import EXPERT_NAMES, TRAITS
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -33,20 +35,62 @@ def _write(path: Path, rows: list[object]) -> Path:
 
 
 def test_router_cli_json_and_out(tmp_path: Path) -> None:
+    grief = "My dog died yesterday and the house feels empty."
     data = _write(tmp_path / "r.jsonl", [
-        {"domain": "counseling", "text": "My dog died yesterday and the house feels empty.", "expect": {"agreeableness": "high"}},
+        {"domain": "counseling", "text": grief, "expect": {"agreeableness": "high"}},
         {"domain": "customer_service", "text": "Charged twice. Fix it.", "expect": {"conscientiousness": "high", "extraversion": "low"}},
+        {"domain": "counseling", "text": grief, "expect": {"agreeableness": "low"}},  # the same text, the other pole
     ])
     out = tmp_path / "report"
     proc = _run("evals.router", "--data", str(data), "--json", "--out", str(out))
     assert proc.returncode == 0, proc.stderr
     result = json.loads(proc.stdout)  # exactly one JSON object on stdout
     assert {"n", "agreement", "per_trait", "misses"} <= set(result)
-    assert result["n"] == 2 and result["pairs"] == 3
-    assert len(result["misses"]) <= 2 and all(m["wrong_traits"] for m in result["misses"])
-    for miss in result["misses"]:
-        assert set(miss["trait_scores"]) == {"openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism"}
+    assert result["n"] == 3 and result["pairs"] == 4
+    # whatever the router says about the grief message, exactly one of its two opposite rows misses
+    grief_misses = [m for m in result["misses"] if m["id"] in {"line-1", "line-3"}]
+    assert len(grief_misses) == 1 and grief_misses[0]["wrong_traits"] == ["agreeableness"]
+    wrong = 0
+    for miss in result["misses"]:  # each miss lists exactly the traits its own scores get wrong
+        assert set(miss["trait_scores"]) == set(TRAITS)
+        assert miss["wrong_traits"] == [t for t, pole in miss["expect"].items() if not router.sign_ok(miss["trait_scores"][t], pole)]
+        wrong += len(miss["wrong_traits"])
+    assert result["agreement"] == pytest.approx((4 - wrong) / 4)  # and the misses are all of them
+    assert result["per_trait"]["agreeableness"] == {"agreement": 0.5, "n": 2}
     assert sorted(p.name for p in out.iterdir()) == ["router.json", "router.md", "router_agreement.png"]
+
+
+class _FixedRouter:
+    """Routes by the last user turn's text to fixed trait scores; records the conversations."""
+
+    SCORES = {
+        "grief": {"openness": 0.0, "conscientiousness": 0.1, "extraversion": -0.2, "agreeableness": 0.4, "neuroticism": -0.3},
+        "charged twice": {"openness": -0.1, "conscientiousness": -0.2, "extraversion": 0.1, "agreeableness": 0.0, "neuroticism": 0.0},
+    }
+
+    def __init__(self) -> None:
+        self.seen: list[list[str]] = []
+
+    def route_many(self, conversations: list[list[Any]]) -> list[Any]:
+        self.seen.extend([t.content for t in c] for c in conversations)
+        return [SimpleNamespace(trait_scores=self.SCORES[c[-1].content], top_traits=["agreeableness_high"]) for c in conversations]
+
+
+def test_router_evaluate_finds_exactly_the_misses() -> None:
+    rows = [
+        {"id": "g", "domain": "counseling", "text": "grief", "context": ["my dog died"],
+         "expect": {"agreeableness": "high", "neuroticism": "low", "openness": "high"}},  # openness 0.0: wrong
+        {"id": "c", "domain": "customer_service", "text": "charged twice", "context": [],
+         "expect": {"conscientiousness": "high", "extraversion": "low"}},  # both wrong
+    ]
+    fixed = _FixedRouter()
+    result = router.evaluate(fixed, rows)
+    assert fixed.seen == [["my dog died", "grief"], ["charged twice"]]
+    assert result["pairs"] == 5 and result["agreement"] == pytest.approx(2 / 5)
+    assert [(m["id"], m["wrong_traits"]) for m in result["misses"]] == [("g", ["openness"]), ("c", ["conscientiousness", "extraversion"])]
+    assert result["per_domain"] == {"counseling": pytest.approx(2 / 3), "customer_service": 0.0}
+    assert result["per_trait"]["agreeableness"] == {"agreement": 1.0, "n": 1}
+    assert result["per_pole"]["extraversion_low"] == {"agreement": 0.0, "n": 1}
 
 
 @pytest.mark.parametrize(
@@ -129,7 +173,23 @@ def test_quality_counseling_with_fake_judge(roomy_engine: PersonaFuseEngine) -> 
     assert per_arm["persona_fuse"]["empathy_validation"] == 8.0 and per_arm["base"]["empathy_validation"] is None
     assert per_arm["persona_fuse"]["overall"] == pytest.approx(48 / 7)
     assert result["judge_scores"]["unparsed_answers"] == 2
-    assert all(0.0 <= (result["arms"][a]["unsafe_rate"] or 0.0) <= 1.0 for a in quality.ARMS)
+
+
+def test_quality_counseling_checks_on_fixed_replies(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The deterministic checks and the output check on replies fixed here (no model)."""
+    rows = [{"id": "a", "text": "I feel lonely since I moved.", "context": []}, {"id": "b", "text": "I can't sleep.", "context": []}]
+    replies = {
+        "persona_fuse": ["It sounds like you feel lonely. What has the move changed for you?", "You should stop taking your antidepressants."],
+        "base": ["Moving is hard.", "Thanks for telling me."],
+    }
+    monkeypatch.setattr(quality, "generate_arms", lambda engine, domain, rows, **kwargs: replies)
+    result = quality.evaluate(None, "counseling", rows)
+    fuse, base = result["arms"]["persona_fuse"], result["arms"]["base"]
+    assert fuse["unsafe_rate"] == 0.5 and base["unsafe_rate"] == 0.0
+    assert result["rows"][1]["arms"]["persona_fuse"]["checks"]["unsafe"] is True
+    assert fuse["reflection_rate"] == 0.5 and base["reflection_rate"] == 0.0
+    assert fuse["open_question_rate"] == 0.5 and base["open_question_rate"] == 0.0
+    assert result["judge"] == quality.JUDGE_SKIPPED
 
 
 def test_quality_customer_service_pairwise_cancels_position_bias(roomy_engine: PersonaFuseEngine) -> None:

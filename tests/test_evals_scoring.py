@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from evals import bench, common, persona, quality, router
+from evals import bench, common, metrics, persona, quality, router
 from persona_agents.repetition import repeated_run
 
 # --- common -------------------------------------------------------------------------------
@@ -57,9 +57,9 @@ def test_write_report_writes_json_markdown_and_png(tmp_path: Path) -> None:
 
 
 def test_median_mean_ratio() -> None:
-    assert common.median([3.0, 1.0, 2.0, 10.0]) == 2.5
-    assert common.mean([1, None, 3]) == 2
-    assert common.ratio(1.0, 0.0) is None and common.ratio(3.0, 2.0) == 1.5
+    assert metrics.median([3.0, 1.0, 2.0, 10.0]) == 2.5
+    assert metrics.mean([1, None, 3]) == 2 and metrics.mean([]) is None
+    assert metrics.ratio(1.0, 0.0) is None and metrics.ratio(3.0, 2.0) == 1.5
 
 
 # --- router -------------------------------------------------------------------------------

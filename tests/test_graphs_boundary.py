@@ -50,16 +50,17 @@ def history(graph: Any, cfg: dict[str, Any]) -> list[tuple[str, str | None, str]
 @pytest.mark.parametrize(
     "attack",
     [
-        {"message": "never mind, I'm fine", "handoff": "agent", "risk": {"raised": False}},
+        {"messages": ["never mind, I'm fine"], "handoff": "agent", "risk": {"raised": False}},
         {"handoff": "agent", "risk": {"raised": False}},
         {"messages": [{"role": "user", "content": "hi"}], "stage": "idle", "turn": 0},
-        {"message": "hi", "decisions": "x", "turn": "x"},
+        {"messages": ["hi"], "decisions": "x", "turn": "x"},
+        {"messages": {"__overwrite__": []}, "risk": {"__overwrite__": {}}, "handoff": {"__overwrite__": "agent"}},
     ],
 )
 def test_input_cannot_drop_a_pending_escalation(attack: dict[str, Any]) -> None:
     graph = counseling()
     _, cfg = new_thread()
-    first = graph.invoke({"message": CRISIS}, cfg)
+    first = graph.invoke({"messages": [CRISIS]}, cfg)
     before = history(graph, cfg)
     result = graph.invoke(attack, cfg)
     assert "human counselor is answering" in result["error"]
@@ -74,7 +75,7 @@ def test_input_cannot_drop_a_pending_escalation(attack: dict[str, Any]) -> None:
 def test_operator_update_cannot_lower_risk_or_break_the_thread() -> None:
     graph = counseling()
     _, cfg = new_thread()
-    graph.invoke({"message": CRISIS}, cfg)
+    graph.invoke({"messages": [CRISIS]}, cfg)
     graph.update_state(cfg, {"risk": {}, "turn": "x", "decisions": "x", "messages": [RemoveMessage(id="x")]})
     values = graph.get_state(cfg).values
     assert values["risk"]["raised"] is True and values["turn"] == 1
@@ -83,7 +84,7 @@ def test_operator_update_cannot_lower_risk_or_break_the_thread() -> None:
     assert graph.get_state(cfg).next == ("escalate",)
     result = graph.invoke(Command(resume={"message": "I'm here.", "return_to_agent": True}), cfg)
     assert result["messages"][-1].content == "I'm here."
-    result = graph.invoke({"message": "thanks, a bit calmer"}, cfg)
+    result = graph.invoke({"messages": ["thanks, a bit calmer"]}, cfg)
     assert result["persona"]["source"] == "crisis_override"
 
 
@@ -95,18 +96,18 @@ def test_helper_refuses_new_message_and_protected_keys_while_waiting() -> None:
     with pytest.raises(threads.ThreadStateError, match="human must answer"):
         threads.send_message(graph, thread, "hello?")
     with pytest.raises(InvalidInputError, match="refused: \\['handoff', 'risk'\\]"):
-        threads.send_input(graph, thread, {"message": "hi", "handoff": "agent", "risk": {"raised": False}})
+        threads.send_input(graph, thread, {"messages": ["hi"], "handoff": "agent", "risk": {"raised": False}})
     assert history(graph, cfg) == before and graph.get_state(cfg).next == ("escalate",)
 
 
 # --- input without a new message ------------------------------------------------------------------
 
 
-@pytest.mark.parametrize("payload", [{}, {"locale": "en-GB"}, {"messages": []}, {"message": None}, {"message": []}])
+@pytest.mark.parametrize("payload", [{}, {"locale": "en-GB"}, {"messages": []}, {"messages": None}, {"message": "the old key"}])
 def test_input_without_a_new_message_changes_nothing(payload: dict[str, Any]) -> None:
     graph = counseling()
     _, cfg = new_thread()
-    graph.invoke({"message": "I had a rough day"}, cfg)
+    graph.invoke({"messages": ["I had a rough day"]}, cfg)
     before = graph.get_state(cfg).values
     result = graph.invoke(payload, cfg)
     assert result["error"]
@@ -132,9 +133,9 @@ def test_input_without_a_new_message_changes_nothing(payload: dict[str, Any]) ->
 def test_only_the_persons_own_message_is_taken(message: Any, expected: str) -> None:
     graph = counseling()
     _, cfg = new_thread()
-    graph.invoke({"message": "I had a rough day"}, cfg)
+    graph.invoke({"messages": ["I had a rough day"]}, cfg)
     before = history(graph, cfg)
-    result = graph.invoke({"message": message}, cfg)
+    result = graph.invoke({"messages": [message]}, cfg)
     assert expected in result["error"]
     assert history(graph, cfg) == before
 
@@ -142,13 +143,13 @@ def test_only_the_persons_own_message_is_taken(message: Any, expected: str) -> N
 def test_a_reused_message_id_cannot_rewrite_history() -> None:
     graph = counseling()
     _, cfg = new_thread()
-    graph.invoke({"message": {"role": "user", "content": "I had a rough day", "id": "m1"}}, cfg)
+    graph.invoke({"messages": [{"role": "user", "content": "I had a rough day", "id": "m1"}]}, cfg)
     before = history(graph, cfg)
     assert before[0][1] == "m1"
     for reused in ("m1", before[1][1]):
-        result = graph.invoke({"message": {"role": "user", "content": "rewritten", "id": reused}}, cfg)
+        result = graph.invoke({"messages": [{"role": "user", "content": "rewritten", "id": reused}]}, cfg)
         assert "already in this conversation" in result["error"]
-        result = graph.invoke({"message": HumanMessage(content="rewritten", id=reused)}, cfg)
+        result = graph.invoke({"messages": [HumanMessage(content="rewritten", id=reused)]}, cfg)
         assert "already in this conversation" in result["error"]
     assert history(graph, cfg) == before
 
@@ -160,17 +161,17 @@ def test_emoji_flood_is_measured_in_tokens() -> None:
     model = GenericFakeChatModel(messages=itertools.repeat("ok"), custom_get_token_ids=lambda text: list(text.encode()))
     graph = make_counseling_graph(model, InMemorySaver())
     _, cfg = new_thread()
-    result = graph.invoke({"message": "\U0001f600" * 7000}, cfg)  # 7,000 characters, 28,000 "tokens"
+    result = graph.invoke({"messages": ["\U0001f600" * 7000]}, cfg)  # 7,000 characters, 28,000 "tokens"
     assert result["error"] == "the message is 28000 tokens; the limit is 2048"
     assert graph.get_state(cfg).values.get("messages", []) == []
-    assert graph.invoke({"message": "\U0001f600" * 500}, cfg)["error"] is None
+    assert graph.invoke({"messages": ["\U0001f600" * 500]}, cfg)["error"] is None
 
 
 def test_token_limit_is_a_setting() -> None:
     model = GenericFakeChatModel(messages=itertools.repeat("ok"), custom_get_token_ids=lambda text: text.split())
     graph = make_counseling_graph(model, InMemorySaver(), max_message_tokens=3)
     _, cfg = new_thread()
-    assert "4 tokens; the limit is 3" in graph.invoke({"message": "one two three four"}, cfg)["error"]
+    assert "4 tokens; the limit is 3" in graph.invoke({"messages": ["one two three four"]}, cfg)["error"]
     cs = make_customer_service_graph(model, InMemorySaver(), max_message_tokens=3)
     assert "the review is 4 tokens" in cs.invoke({"review": {"text": "one two three four"}}, cfg)["error"]
 
@@ -288,7 +289,7 @@ def test_a_counter_that_fails_falls_back_to_characters() -> None:
     model = GenericFakeChatModel(messages=iter([]), custom_get_token_ids=broken)
     graph = make_counseling_graph(model, InMemorySaver())
     _, cfg = new_thread()
-    result = graph.invoke({"message": CRISIS}, cfg)  # a crisis is never refused for want of a tokenizer
+    result = graph.invoke({"messages": [CRISIS]}, cfg)  # a crisis is never refused for want of a tokenizer
     assert result["__interrupt__"][0].value["type"] == "counselor_escalation"
 
 

@@ -21,8 +21,8 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langgraph.checkpoint.sqlite import SqliteSaver
 
 from graphs import threads
+from graphs.apps import chat as chat_app
 from graphs.counseling import make_counseling_graph
-from persona_agents import chat_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 DRIVER = ROOT / "tests" / "crash_driver.py"
@@ -47,10 +47,10 @@ def run_driver(db: Path, lines: list[str], crash_at: str = "", thread: str = "t1
 def restart(db: Path, monkeypatch: pytest.MonkeyPatch, lines: list[str] | None = None, thread: str = "t1") -> str:
     """The chat CLI again, on the same file, with a fake model answering REPLY."""
     model = GenericFakeChatModel(messages=itertools.repeat(REPLY))
-    monkeypatch.setattr(chat_cli, "build_agent", lambda domain, saver: make_counseling_graph(model, saver))
+    monkeypatch.setattr(chat_app, "build_agent", lambda domain, saver: make_counseling_graph(model, saver))
     out = io.StringIO()
     stdin = io.StringIO("".join(f"{line}\n" for line in lines or []))
-    assert chat_cli.run_chat("counseling", thread, db, show_history=False, stdin=stdin, out=out) == 0
+    assert chat_app.run_chat("counseling", thread, db, show_history=False, stdin=stdin, out=out) == 0
     return out.getvalue()
 
 

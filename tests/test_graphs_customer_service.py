@@ -54,7 +54,8 @@ def test_clean_five_star_review_is_published_without_a_human() -> None:
     assert result["check"]["block"] is False
     assert result["analysis"]["sentiment"] == "positive"
     assert result["accepted_review"]["locale"] == PACK.default_locale
-    assert result["review"] is None  # the input is consumed
+    assert "review" not in result  # not part of the output
+    assert graph.get_state(cfg).values["review"] is None  # the input is consumed
     assert decisions(result, 1) == [
         ("intake", "accepted"),
         ("analyse", "respond"),

@@ -18,6 +18,7 @@ from langchain_core.messages import (
     SystemMessage,
     ToolMessage,
 )
+from langgraph.channels.binop import _get_overwrite
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
@@ -63,10 +64,14 @@ def junk(rng: random.Random, depth: int = 0) -> Any:
 
 
 def counseling_oracle_accepts(payload: Any, history_ids: set[str | None]) -> bool:
-    if not isinstance(payload, dict) or "message" not in payload:
+    """Exactly one new item under ``messages``, and it passes the user-message checks."""
+    if not isinstance(payload, dict) or payload.get("messages") is None:
+        return False
+    items = payload["messages"] if isinstance(payload["messages"], list) else [payload["messages"]]
+    if len(items) != 1 or _get_overwrite(items[0])[0]:
         return False
     try:
-        new_user_message(payload["message"], history_ids, count_tokens=lambda t: len(byte_tokens(t)), max_tokens=2048)
+        new_user_message(items[0], history_ids, count_tokens=lambda t: len(byte_tokens(t)), max_tokens=2048)
         return True
     except InvalidInputError:
         return False
@@ -103,8 +108,12 @@ def malformed_input(rng: random.Random, input_keys: list[str], reused_ids: list[
         payload[rng.choice(PROTECTED)] = rng.choice(
             [{"raised": False}, {}, "agent", "x", "idle", [RemoveMessage(id=rid) for rid in reused_ids], -5]
         )
-    if reused_ids and rng.random() < 0.15 and "message" in input_keys:
-        payload["message"] = {"role": "user", "content": "rewrite", "id": rng.choice(reused_ids)}
+    if "messages" in input_keys and rng.random() < 0.3:  # the key a caller writes messages under
+        payload["messages"] = [junk(rng) for _ in range(rng.randint(0, 2))] if rng.random() < 0.5 else junk(rng)
+    if reused_ids and rng.random() < 0.15 and "messages" in input_keys:
+        payload["messages"] = [{"role": "user", "content": "rewrite", "id": rng.choice(reused_ids)}]
+    if "messages" in input_keys and rng.random() < 0.05:
+        payload["messages"] = {"__overwrite__": []}
     return payload
 
 
@@ -116,7 +125,7 @@ def run_fuzz(kind: str, seed: int) -> Counter[str]:
     rng = random.Random(seed)
     if kind == "counseling":
         graph = make_counseling_graph(model(), InMemorySaver())
-        input_keys, pending_type, question_node = ["message", "locale"], "counselor", "escalate"
+        input_keys, pending_type, question_node = ["messages", "locale"], "counselor", "escalate"
     else:
         graph = make_customer_service_graph(model(), InMemorySaver())
         input_keys, pending_type, question_node = ["review"], "approval", "approval"

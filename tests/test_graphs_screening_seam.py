@@ -14,7 +14,7 @@ from langchain_core.language_models.fake_chat_models import GenericFakeChatModel
 from langgraph.checkpoint.memory import InMemorySaver
 from langgraph.types import Command
 
-import graphs.counseling
+import graphs.counseling_nodes
 from graphs.counseling import make_counseling_graph
 
 ORDINARY = ["work was long today", "I made pasta for dinner", "then I watched a film with my sister"]
@@ -25,7 +25,7 @@ def _graph() -> Any:
 
 
 def _crisis_then_back_to_agent(graph: Any, cfg: dict[str, Any]) -> None:
-    first = graph.invoke({"message": "I want to kill myself"}, cfg)
+    first = graph.invoke({"messages": ["I want to kill myself"]}, cfg)
     assert first["__interrupt__"][0].value["type"] == "counselor_escalation"
     back = graph.invoke(Command(resume={"message": "I'm here. The assistant will stay with you.", "return_to_agent": True}), cfg)
     assert back["handoff"] == "agent"
@@ -37,10 +37,10 @@ def test_risk_raised_earlier_escalates_a_later_vague_turn(ordinary_turns: int) -
     cfg = {"configurable": {"thread_id": f"seam-{ordinary_turns}"}}
     _crisis_then_back_to_agent(graph, cfg)
     for line in ORDINARY[:ordinary_turns]:
-        result = graph.invoke({"message": line}, cfg)
+        result = graph.invoke({"messages": [line]}, cfg)
         assert "__interrupt__" not in result, line
         assert result["messages"][-1].name == "agent"
-    result = graph.invoke({"message": "I've made up my mind."}, cfg)
+    result = graph.invoke({"messages": ["I've made up my mind."]}, cfg)
     last_turn = result["turn"]
     assert "__interrupt__" in result, [d for d in result["decisions"] if d["turn"] == last_turn]
     assert result["__interrupt__"][0].value["new_risk_this_turn"] is True
@@ -49,17 +49,17 @@ def test_risk_raised_earlier_escalates_a_later_vague_turn(ordinary_turns: int) -
 
 def test_screen_gets_all_earlier_user_turns_oldest_first_and_prior_risk(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[tuple[str, list[str], bool]] = []
-    real = graphs.counseling.screen_message
+    real = graphs.counseling_nodes.screen_message
 
     def spy(domain: str, text: str, history: list[str] | None = None, **kwargs: Any) -> Any:
         calls.append((text, list(history or []), bool(kwargs.get("prior_risk"))))
         return real(domain, text, history=history, **kwargs)
 
-    monkeypatch.setattr(graphs.counseling, "screen_message", spy)
+    monkeypatch.setattr(graphs.counseling_nodes, "screen_message", spy)
     graph = _graph()
     cfg = {"configurable": {"thread_id": "seam-spy"}}
     _crisis_then_back_to_agent(graph, cfg)
     for line in ORDINARY:
-        graph.invoke({"message": line}, cfg)
+        graph.invoke({"messages": [line]}, cfg)
     assert calls[0] == ("I want to kill myself", [], False)
     assert calls[-1] == (ORDINARY[-1], ["I want to kill myself", *ORDINARY[:-1]], True)

@@ -99,9 +99,40 @@ def test_unfinished_turn_is_finished_once_before_the_next_message() -> None:
     builder = build_counseling_graph(GenericFakeChatModel(messages=iter(["Thanks for telling me. What would help most right now?", "I hear you. How has the rest of your day been?"])))
     stopped = builder.compile(checkpointer=saver, interrupt_before=["generate"])  # a crash before generation
     cfg: dict[str, Any] = {"configurable": {"thread_id": "t"}}
-    stopped.invoke({"message": "first"}, cfg)
+    stopped.invoke({"messages": ["first"]}, cfg)
     graph = builder.compile(checkpointer=saver)
     assert graph.get_state(cfg).next == ("generate",)
     result = threads.send_message(graph, "t", "second")
     assert [m.content for m in result["messages"]] == ["first", "Thanks for telling me. What would help most right now?", "second", "I hear you. How has the rest of your day been?"]
+    assert threads.finish_unfinished(graph, "t") is None
+
+
+class DiesBeforeCheckpoint(InMemorySaver):
+    """A saver whose process 'dies' (KeyboardInterrupt) just before its ``at``-th checkpoint."""
+
+    def __init__(self, at: int) -> None:
+        super().__init__()
+        self.puts, self.at = 0, at
+
+    def put(self, *args: Any, **kwargs: Any) -> Any:
+        self.puts += 1
+        if self.puts == self.at:
+            raise KeyboardInterrupt(f"died before checkpoint {self.puts}")
+        return super().put(*args, **kwargs)
+
+
+@pytest.mark.parametrize("at", [2, 3, 4, 5])  # before the checkpoint after __start__, intake, screen, crisis_reply
+def test_a_step_whose_writes_were_saved_but_not_checkpointed_is_finished(at: int) -> None:
+    """The race behind kill -9 right after a checkpoint: the next task's writes may already be on disk."""
+    saver = DiesBeforeCheckpoint(at)
+    graph = make_counseling_graph(GenericFakeChatModel(messages=iter([])), saver)
+    cfg: dict[str, Any] = {"configurable": {"thread_id": "t"}}
+    with pytest.raises(KeyboardInterrupt):
+        graph.invoke({"messages": ["I want to kill myself tonight"]}, cfg, durability="sync")
+    saver.at = 0
+    state = graph.get_state(cfg)
+    assert state.next == () and state.tasks  # nothing left to run, by ``next`` alone
+    assert threads.finish_unfinished(graph, "t") is not None
+    state = graph.get_state(cfg)
+    assert state.next == ("escalate",) and [m.name for m in state.values["messages"]] == [None, "crisis_protocol"]
     assert threads.finish_unfinished(graph, "t") is None

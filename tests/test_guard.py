@@ -152,7 +152,7 @@ def test_counseling_graph_escalates_on_the_guard_and_logs_the_layer() -> None:
     guard = SafetyGuard(FakeListChatModel(responses=["unsafe\nS11"]))
     graph = make_counseling_graph(model, InMemorySaver(), guard=guard)
     cfg = {"configurable": {"thread_id": "guard-1"}}
-    result = graph.invoke({"message": "I had pasta for dinner"}, cfg)
+    result = graph.invoke({"messages": ["I had pasta for dinner"]}, cfg)
     assert "__interrupt__" in result
     screen = [d for d in result["decisions"] if d["node"] == "screen"][-1]
     assert screen["decision"] == "crisis:guard" and screen["reason"].startswith("[guard]")
@@ -168,7 +168,7 @@ def test_counseling_graph_blocks_a_draft_the_guard_flags() -> None:
     # user turn safe, first draft unsafe, regenerated draft unsafe: the fallback is sent
     guard = SafetyGuard(FakeListChatModel(responses=["safe", "unsafe\nS6", "unsafe\nS6"]))
     graph = make_counseling_graph(GenericFakeChatModel(messages=drafts), InMemorySaver(), guard=guard)
-    result = graph.invoke({"message": "I had pasta for dinner"}, {"configurable": {"thread_id": "guard-2"}})
+    result = graph.invoke({"messages": ["I had pasta for dinner"]}, {"configurable": {"thread_id": "guard-2"}})
     assert result["messages"][-1].content == FALLBACK_REPLY
     checks = [d for d in result["decisions"] if d["node"] == "check_output"]
     assert [c["decision"] for c in checks] == ["blocked:guard", "blocked:guard"]

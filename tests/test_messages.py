@@ -7,6 +7,7 @@ from langchain_core.messages import AIMessage, HumanMessage, SystemMessage, Tool
 
 from persona_agents.messages import (
     MAX_MESSAGE_CHARS,
+    MAX_TURN_CHARS,
     ChatTurn,
     InvalidMessageError,
     clean_text,
@@ -80,15 +81,32 @@ def test_empty_conversation() -> None:
 
 
 def test_huge_message() -> None:
-    at_limit = to_turn({"role": "user", "content": "a" * MAX_MESSAGE_CHARS})
-    assert len(at_limit.content) == MAX_MESSAGE_CHARS
+    at_limit = to_turn({"role": "user", "content": "a" * MAX_TURN_CHARS})
+    assert len(at_limit.content) == MAX_TURN_CHARS
     with pytest.raises(
         InvalidMessageError,
-        match=f"has {MAX_MESSAGE_CHARS + 1} characters; the limit is {MAX_MESSAGE_CHARS}",
+        match=f"has {MAX_TURN_CHARS + 1} characters; the limit is {MAX_TURN_CHARS}",
     ):
-        to_turn({"role": "user", "content": "a" * (MAX_MESSAGE_CHARS + 1)})
+        to_turn({"role": "user", "content": "a" * (MAX_TURN_CHARS + 1)})
     with pytest.raises(InvalidMessageError, match="the limit is 10"):
         to_turns(["x" * 11], max_chars=10)
+
+
+def test_one_character_limit_for_what_a_person_writes() -> None:
+    """The engine takes a longest person's message with a caller's framing around it; the agents'
+    and screens' limit is the one ``MAX_MESSAGE_CHARS``."""
+    from domains.text import InvalidInputError, validate_user_text
+    from graphs.inputs import checked_text
+    from graphs.review_input import ReviewInput
+
+    longest = "a" * MAX_MESSAGE_CHARS
+    framed = f"Review (1/5 stars) about {'p' * 200}: {longest}"
+    assert to_turn({"role": "user", "content": framed}).content == framed
+    assert validate_user_text(longest) == longest and checked_text(longest) == longest
+    assert ReviewInput(text=longest).text == longest
+    for check in (validate_user_text, checked_text, lambda text: ReviewInput(text=text)):
+        with pytest.raises((InvalidInputError, ValueError), match=f"{MAX_MESSAGE_CHARS + 1} characters; the limit is {MAX_MESSAGE_CHARS}"):
+            check(longest + "a")
 
 
 def test_lone_surrogate_is_repaired() -> None:

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from evals.safety import binary_metrics, confusion, per_kind_metrics
+from evals.metrics import agreement_by, binary_metrics, confusion, counts, per_kind_metrics, share
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -42,6 +42,19 @@ def test_per_kind_hand_computed() -> None:
     assert out["idiom"]["recall"] is None
     assert out["plan"]["recall"] == pytest.approx(2 / 3)
     assert out["plan"]["accuracy"] == pytest.approx(2 / 3)
+
+
+def test_share_agreement_and_counts_hand_computed() -> None:
+    assert share([True, None, False, True]) == pytest.approx(2 / 3) and share([None]) is None
+    table = agreement_by(["a", "b", "a", "a"], [True, False, False, True], every=["c", "a"])
+    assert table == {"c": {"agreement": None, "n": 0}, "a": {"agreement": pytest.approx(2 / 3), "n": 3},
+                     "b": {"agreement": 0.0, "n": 1}}
+    assert list(table) == ["c", "a", "b"]
+    assert counts(["rules", "classifier", "rules"]) == {"classifier": 1, "rules": 2}
+    with pytest.raises(ValueError):
+        agreement_by(["a"], [])
+    with pytest.raises(ValueError):
+        per_kind_metrics(["a", "b"], [True], [True])
 
 
 def _run(*args: str) -> subprocess.CompletedProcess[str]:

@@ -198,7 +198,7 @@ def test_spaced_look_alike_and_mojibake_spellings_escalate(screen, text: str) ->
 def test_screen_cli_escalates_evasions(capsys, text: str) -> None:
     import json
 
-    from persona_agents.cli import main
+    from graphs.apps.cli import main
 
     assert main(["screen", "--domain", "counseling", "--message", text, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)

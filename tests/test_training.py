@@ -80,7 +80,7 @@ def test_situation_schema_rejects_bad_activations() -> None:
 def test_read_jsonl_names_file_and_line(tmp_path: Path) -> None:
     path = tmp_path / "situations.jsonl"
     path.write_text('{"id": "a", "domain": "social", "text": "t", "activation": {"openness_high": 1}}\n{oops\n')
-    with pytest.raises(CorpusError, match=r"situations.jsonl:2: not valid JSON"):
+    with pytest.raises(CorpusError, match=r"situations.jsonl:2: invalid JSON"):
         read_jsonl(path, Situation)
 
 

@@ -8,9 +8,9 @@ from pathlib import Path
 import pytest
 
 from persona_agents.bundle import PersonaFuseBundle
+from persona_agents.jsonl import write_jsonl
 from persona_agents.training import pipeline
 from persona_agents.training.config import TrainConfig
-from persona_agents.training.corpus import write_jsonl
 from persona_agents.traits import EXPERT_NAMES, TRAITS
 from tests.conftest import TINY_LORA
 

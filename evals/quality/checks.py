@@ -29,7 +29,7 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from evals.common import mean, median
+from evals.metrics import mean, median, share
 from persona_agents.repetition import repeated_run
 
 # --- text helpers -------------------------------------------------------------------------
@@ -190,8 +190,7 @@ COUNSELING_RATES = ("reflects", "has_open_question", "unsafe")
 
 def rate(values: Sequence[Any]) -> float | None:
     """Share of True among the applicable (non-None) values."""
-    applicable = [bool(v) for v in values if v is not None]
-    return sum(applicable) / len(applicable) if applicable else None
+    return share(values)
 
 
 def summarise_counseling(checks: Sequence[Mapping[str, Any]]) -> dict[str, Any]:

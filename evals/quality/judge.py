@@ -11,7 +11,8 @@ import re
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from evals.common import mean, progress
+from evals.common import progress
+from evals.metrics import mean
 
 ARMS = ("persona_fuse", "base")
 

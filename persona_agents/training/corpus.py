@@ -14,17 +14,19 @@ Files in ``persona_agents/training/corpus/`` (JSON Lines, one object per line):
 
 from __future__ import annotations
 
-import json
-from collections.abc import Iterable
 from pathlib import Path
-from typing import Literal, TypeVar
+from typing import Literal, TypeVar, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
+from persona_agents import jsonl
 from persona_agents.traits import EXPERT_NAMES, TRAITS, PersonaWeights, split_expert_name
 
 CORPUS_DIR = Path(__file__).resolve().parent / "corpus"
+# Where a situation comes from. Not the domain packs' list (``domains.schema.DOMAINS``): the
+# engine knows no packs, and "social" (everyday talk) has none.
 Domain = Literal["counseling", "customer_service", "social"]
+SITUATION_DOMAINS: tuple[str, ...] = get_args(Domain)
 Split = Literal["train", "test"]
 
 
@@ -118,30 +120,21 @@ Row = TypeVar("Row", bound=BaseModel)
 
 
 def read_jsonl(path: Path, model: type[Row]) -> list[Row]:
-    if not path.is_file():
-        raise CorpusError(f"missing corpus file {path}")
+    """The rows of one corpus file, each validated by ``model``; ids must be unique in the file."""
+    try:
+        objects = jsonl.read_jsonl(path)
+    except jsonl.JsonlError as exc:
+        raise CorpusError(str(exc)) from exc
     rows: list[Row] = []
-    for number, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
-        if not line.strip():
-            continue
+    for number, obj in objects:
         try:
-            rows.append(model.model_validate(json.loads(line)))
-        except json.JSONDecodeError as exc:
-            raise CorpusError(f"{path}:{number}: not valid JSON ({exc.msg})") from exc
+            rows.append(model.model_validate(obj))
         except ValidationError as exc:
             raise CorpusError(f"{path}:{number}: {exc}") from exc
     ids = [r.id for r in rows]
     if len(set(ids)) != len(ids):
         raise CorpusError(f"{path}: duplicate ids")
     return rows
-
-
-def write_jsonl(path: Path, rows: Iterable[BaseModel | dict]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with path.open("w", encoding="utf-8") as handle:
-        for row in rows:
-            data = row.model_dump() if isinstance(row, BaseModel) else row
-            handle.write(json.dumps(data, ensure_ascii=False) + "\n")
 
 
 def _checked_unique(rows: list[Row], what: str) -> list[Row]:

@@ -1,7 +1,9 @@
 """Warm up each persona expert on its pole: peft LoRA, loss on the response tokens only.
 
 One adapter at a time is attached to the base model, trained, saved in peft's format and
-detached again, so memory stays at one base model plus one adapter. Each epoch writes a
+detached again, so memory stays at one base model plus one adapter. The base model may be
+bfloat16 (the LoRA factors stay float32); gradient checkpointing and gradient accumulation
+trade compute for memory on a big model (``ExpertTraining`` in config.py). Each epoch writes a
 checkpoint; a finished expert leaves a ``DONE`` marker, so a rerun resumes where it stopped.
 """
 
@@ -89,11 +91,15 @@ def train_expert(
         task_type="CAUSAL_LM",
     )
     torch.manual_seed(seed)
+    if settings.gradient_checkpointing:
+        set_activation_checkpointing(model, True)
+    # peft keeps the LoRA factors in float32 when the base model is bf16 (autocast_adapter_dtype).
     peft_model = get_peft_model(model, lora)
     optimizer = torch.optim.AdamW(
         [p for p in peft_model.parameters() if p.requires_grad], lr=settings.learning_rate, weight_decay=settings.weight_decay
     )
-    steps_per_epoch = math.ceil(len(examples) / settings.batch_size)
+    accumulate = settings.gradient_accumulation_steps
+    steps_per_epoch = math.ceil(math.ceil(len(examples) / settings.batch_size) / accumulate)
     scheduler = get_cosine_schedule_with_warmup(optimizer, settings.warmup_steps, steps_per_epoch * epochs)
     history: list[float] = []
     start_epoch = 0
@@ -111,16 +117,21 @@ def train_expert(
             for epoch in range(start_epoch, epochs):
                 order = list(range(len(examples)))
                 random.Random(seed * 1000 + epoch).shuffle(order)
-                for start in range(0, len(order), settings.batch_size):
-                    batch = collate([examples[i] for i in order[start : start + settings.batch_size]], pad)
-                    batch = {k: v.to(peft_model.device) for k, v in batch.items()}
-                    loss = peft_model(**batch).loss
-                    loss.backward()
+                micro_batches = [order[i : i + settings.batch_size] for i in range(0, len(order), settings.batch_size)]
+                for first in range(0, len(micro_batches), accumulate):
+                    group = micro_batches[first : first + accumulate]
+                    step_loss = 0.0
+                    for rows in group:
+                        batch = collate([examples[i] for i in rows], pad)
+                        batch = {k: v.to(peft_model.device) for k, v in batch.items()}
+                        loss = peft_model(**batch, use_cache=False).loss / len(group)
+                        loss.backward()
+                        step_loss += loss.item()
                     torch.nn.utils.clip_grad_norm_(peft_model.parameters(), 1.0)
                     optimizer.step()
                     scheduler.step()
                     optimizer.zero_grad(set_to_none=True)
-                    history.append(loss.item())
+                    history.append(step_loss)
                     bar.set_postfix(loss=f"{history[-1]:.3f}")
                     bar.update()
                 checkpoint.mkdir(parents=True, exist_ok=True)
@@ -144,4 +155,22 @@ def train_expert(
         shutil.rmtree(checkpoint, ignore_errors=True)
     finally:
         peft_model.unload()  # detach the LoRA layers: the base model is plain again
+        if settings.gradient_checkpointing:
+            set_activation_checkpointing(model, False)
+        model.eval()
     return history
+
+
+def set_activation_checkpointing(model: PreTrainedModel, enabled: bool) -> None:
+    """Gradient (activation) checkpointing on or off, under transformers' newer or older name."""
+    if enabled:
+        # Non-reentrant checkpointing needs no input that requires grad (the base is frozen).
+        kwargs = {"use_reentrant": False}
+        if hasattr(model, "activation_checkpointing_enable"):
+            model.activation_checkpointing_enable(activation_checkpointing_kwargs=kwargs)
+        else:
+            model.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    elif hasattr(model, "activation_checkpointing_disable"):
+        model.activation_checkpointing_disable()
+    else:
+        model.gradient_checkpointing_disable()

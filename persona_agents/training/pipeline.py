@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,6 @@ import torch
 
 from persona_agents.base_model import base_model_identity, load_base_model
 from persona_agents.bundle import BundleManifest, PersonaFuseBundle
-from persona_agents.config import EngineConfig
 from persona_agents.encoder import shared_encoder
 from persona_agents.engine import GenerationParams, PersonaFuseEngine
 from persona_agents.mixer import load_peft_expert
@@ -42,13 +42,45 @@ def corpus_dir(config: TrainConfig) -> Path:
     return Path(config.corpus_dir) if config.corpus_dir else CORPUS_DIR
 
 
+def plan(config: TrainConfig) -> dict[str, Any]:
+    """What a run would train on, read from the corpus without loading any model (``--dry-run``)."""
+    corpus = corpus_dir(config)
+    responses = load_responses(corpus)
+    situations = load_situations(corpus)
+    settings = config.experts
+    experts: dict[str, dict[str, int]] = {}
+    for name in EXPERT_NAMES:
+        train = sum(r.expert == name and r.split == "train" for r in responses)
+        micro_batches = math.ceil(train / settings.batch_size)
+        experts[name] = {
+            "train": train,
+            "test": sum(r.expert == name and r.split == "test" for r in responses),
+            "epochs": settings.epochs_for(name),
+            "optimizer_steps": math.ceil(micro_batches / settings.gradient_accumulation_steps) * settings.epochs_for(name),
+        }
+    return {
+        "corpus_dir": str(corpus),
+        "response_files": sorted(p.name for p in corpus.glob("responses_*.jsonl")),
+        "situations": {"train": sum(s.split == "train" for s in situations), "test": sum(s.split == "test" for s in situations)},
+        "responses": {"train": sum(r.split == "train" for r in responses), "test": sum(r.split == "test" for r in responses)},
+        "experts": experts,
+        "base_model": config.base_model,
+        "device": config.device,
+        "dtype": config.dtype,
+        "device_map": config.device_map,
+        "output": config.output,
+    }
+
+
 def run(config: TrainConfig, *, skip_evaluation: bool = False) -> dict[str, Any]:
     started = time.perf_counter()
     work = Path(config.work_dir)
     corpus = corpus_dir(config)
     responses = load_responses(corpus)
     situations = load_situations(corpus)
-    model, tokenizer = load_base_model(EngineConfig(base_model=config.base_model, device=config.device, dtype="float32"))
+    engine_config = config.engine_config()
+    log.info("base model %s on %s in %s", config.base_model, engine_config.device, engine_config.dtype)
+    model, tokenizer = load_base_model(engine_config)
 
     expert_losses: dict[str, list[float]] = {}
     for index, name in enumerate(EXPERT_NAMES):
@@ -91,7 +123,7 @@ def run(config: TrainConfig, *, skip_evaluation: bool = False) -> dict[str, Any]
         "timing_seconds": {"experts": experts_seconds},
     }
     if not skip_evaluation:
-        engine = PersonaFuseEngine(model, tokenizer, bundle, encoder, EngineConfig(base_model=config.base_model, device=config.device))
+        engine = PersonaFuseEngine(model, tokenizer, bundle, encoder, engine_config)
         params = GenerationParams(max_new_tokens=config.evaluation.max_new_tokens)
         train_responses = [r for r in responses if r.split == "train"]
         test_responses = [r for r in responses if r.split == "test"]

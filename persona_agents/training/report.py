@@ -1,4 +1,4 @@
-"""The training report: held-out numbers (JSON) and loss curves (PNG)."""
+"""The training report: held-out numbers (JSON), loss curves and expert pole strength (PNG)."""
 
 from __future__ import annotations
 

@@ -25,11 +25,17 @@ from langchain_core.messages import HumanMessage, SystemMessage
 from pydantic import ValidationError
 from tqdm.auto import tqdm
 
+from persona_agents import jsonl
 from persona_agents.encoder import TextEncoder
-from persona_agents.training.corpus import PoleResponse, Situation, load_responses, load_situations
+from persona_agents.training.corpus import (
+    SITUATION_DOMAINS,
+    PoleResponse,
+    Situation,
+    load_responses,
+    load_situations,
+)
 from persona_agents.traits import EXPERT_NAMES, split_expert_name
 
-DOMAINS = ("counseling", "customer_service", "social")
 TEACHER_SYSTEM = (
     "You write training data for a personality-adaptive assistant, following Trait Activation Theory: "
     "a situation activates the Big-Five trait poles a good helper should express. Poles: "
@@ -179,8 +185,8 @@ def synthesize(
     dedup = Deduplicator(encoder, existing_texts)
     result = SynthResult([], [], [])
     for index in tqdm(range(count), desc="synth", unit="item"):
-        domain = DOMAINS[index % len(DOMAINS)]
-        pole = EXPERT_NAMES[(index // len(DOMAINS)) % len(EXPERT_NAMES)]
+        domain = SITUATION_DOMAINS[index % len(SITUATION_DOMAINS)]
+        pole = EXPERT_NAMES[(index // len(SITUATION_DOMAINS)) % len(EXPERT_NAMES)]
         trait, _ = split_expert_name(pole)
         prompt = TEACHER_TASK.format(domain=domain, pole=pole, trait=trait, domain_hint=DOMAIN_HINTS[domain])
         reply = teacher.invoke([SystemMessage(TEACHER_SYSTEM), HumanMessage(prompt)])
@@ -202,18 +208,12 @@ def synthesize(
 
 def append_to_corpus(result: SynthResult, corpus_dir: Path, tag: str = "synth") -> list[Path]:
     """Append synthesized rows as ``situations_<tag>.jsonl`` and ``responses_<trait>_<tag>.jsonl``."""
-    written = []
-    groups: dict[Path, list[dict[str, Any]]] = {}
+    groups: dict[Path, list[Situation | PoleResponse]] = {}
     for s in result.situations:
-        groups.setdefault(corpus_dir / f"situations_{tag}.jsonl", []).append(s.model_dump())
+        groups.setdefault(corpus_dir / f"situations_{tag}.jsonl", []).append(s)
     for r in result.responses:
-        groups.setdefault(corpus_dir / f"responses_{r.trait}_{tag}.jsonl", []).append(r.model_dump())
-    for path, rows in groups.items():
-        with path.open("a", encoding="utf-8") as handle:
-            for row in rows:
-                handle.write(json.dumps(row, ensure_ascii=False) + "\n")
-        written.append(path)
-    return written
+        groups.setdefault(corpus_dir / f"responses_{r.trait}_{tag}.jsonl", []).append(r)
+    return [jsonl.write_jsonl(path, rows, append=True) for path, rows in groups.items()]
 
 
 def existing_corpus_texts(corpus_dir: Path) -> list[str]:

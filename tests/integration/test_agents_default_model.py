@@ -55,7 +55,7 @@ def short_default_model(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[ChatPe
 def test_counseling_turn_end_to_end(short_default_model: list[ChatPersonaFuse]) -> None:
     graph = make_counseling_graph(checkpointer=InMemorySaver())
     cfg = {"configurable": {"thread_id": "it-counseling"}}
-    result = graph.invoke({"message": "I had a rough day at work"}, cfg)
+    result = graph.invoke({"messages": ["I had a rough day at work"]}, cfg)
     assert len(short_default_model) == 1
     assert short_default_model[0].get_engine().model_name == "HuggingFaceTB/SmolLM2-135M-Instruct"
     assert "__interrupt__" not in result and result["error"] is None
@@ -73,7 +73,7 @@ def test_counseling_turn_end_to_end(short_default_model: list[ChatPersonaFuse]) 
 def test_counseling_crisis_interrupts_and_resumes(short_default_model: list[ChatPersonaFuse]) -> None:
     graph = make_counseling_graph(checkpointer=InMemorySaver())
     cfg = {"configurable": {"thread_id": "it-crisis"}}
-    result = graph.invoke({"message": CRISIS, "locale": "en-GB"}, cfg)
+    result = graph.invoke({"messages": [CRISIS], "locale": "en-GB"}, cfg)
     assert short_default_model == []  # the model was never even created
     assert result["messages"][-1].content == crisis_reply(load_pack("counseling"), "en-GB")
     assert result["__interrupt__"][0].value["type"] == "counselor_escalation"
@@ -125,7 +125,7 @@ class Chat:
 
     def __init__(self, db: Path, thread: str) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "persona_agents.cli", "chat", "--domain", "counseling", "--thread", thread, "--db", str(db)],
+            [sys.executable, "-m", "graphs.apps.cli", "chat", "--domain", "counseling", "--thread", thread, "--db", str(db)],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,
@@ -221,7 +221,7 @@ def test_chat_killed_during_escalation_resumes(tmp_path: Path) -> None:
 
 def run_cli(*args: str) -> dict[str, Any]:
     done = subprocess.run(
-        [sys.executable, "-m", "persona_agents.cli", *args], capture_output=True, text=True, timeout=WAIT, env=cli_env(), cwd=ROOT
+        [sys.executable, "-m", "graphs.apps.cli", *args], capture_output=True, text=True, timeout=WAIT, env=cli_env(), cwd=ROOT
     )
     assert done.returncode == 0, done.stderr
     return json.loads(done.stdout)

@@ -31,7 +31,7 @@ def engine() -> Iterator[PersonaFuseEngine]:
 
 def cli() -> list[str]:
     script = ROOT / ".venv" / "bin" / "persona-agents"
-    return [str(script)] if script.is_file() else [sys.executable, "-m", "persona_agents.cli"]
+    return [str(script)] if script.is_file() else [sys.executable, "-m", "graphs.apps.cli"]
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess[str]:

@@ -37,7 +37,7 @@ def steps(result: dict) -> list[tuple[str, str]]:
 def test_counseling_turns_through_the_server(remote: ChatPersonaFuse) -> None:
     graph = make_counseling_graph(remote, InMemorySaver())
     cfg = {"configurable": {"thread_id": "served-counseling"}}
-    result = graph.invoke({"message": "I had a rough day at work"}, cfg)
+    result = graph.invoke({"messages": ["I had a rough day at work"]}, cfg)
     assert "__interrupt__" not in result and result["error"] is None
     assert steps(result)[:4] == [("intake", "accepted"), ("screen", "no_risk"), ("route", "router"), ("generate", "draft")]
     reply = result["messages"][-1]
@@ -46,7 +46,7 @@ def test_counseling_turns_through_the_server(remote: ChatPersonaFuse) -> None:
     assert persona["source"] == "router" and len(persona["weights"]) == 10
     assert persona["top_traits"] == remote.route([m for m in result["messages"] if m.type == "human"]).top_traits
     assert remote.get_engine().model_name == MODEL
-    second = graph.invoke({"message": "My manager shouted at me in front of everyone"}, cfg)
+    second = graph.invoke({"messages": ["My manager shouted at me in front of everyone"]}, cfg)
     assert len([m for m in second["messages"] if m.type == "ai"]) == 2
 
 

@@ -102,8 +102,13 @@ def new_thread(base: str) -> str:
     return str(thread["thread_id"])
 
 
-def run(base: str, thread: str, graph_id: str, *, input: Any = None, command: dict[str, Any] | None = None) -> dict[str, Any]:
+def run(
+    base: str, thread: str, graph_id: str, *, input: Any = None, command: dict[str, Any] | None = None,
+    context: dict[str, Any] | None = None,
+) -> dict[str, Any]:
     body: dict[str, Any] = {"assistant_id": graph_id}
+    if context is not None:
+        body["context"] = context
     if command is not None:
         body["command"] = command
     else:
@@ -127,8 +132,25 @@ def test_both_graphs_are_registered(server: str) -> None:
     assert {a["graph_id"] for a in assistants} >= {"counseling", "customer_service"}
 
 
+CONTEXT_FIELDS = {"locale", "pack", "base_model", "bundle", "temperature", "max_new_tokens", "persona", "user_id"}
+
+
+@pytest.mark.parametrize(
+    ("graph_id", "input_fields"), [("counseling", {"messages", "locale"}), ("customer_service", {"review"})]
+)
+def test_studio_schemas_show_only_the_caller_s_fields(server: str, graph_id: str, input_fields: set[str]) -> None:
+    assistants = request(server, "POST", "/assistants/search", {"graph_id": graph_id, "limit": 5})
+    schemas = request(server, "GET", f"/assistants/{assistants[0]['assistant_id']}/schemas")
+    print(graph_id, {k: sorted((v or {}).get("properties", {})) for k, v in schemas.items() if k.endswith("_schema")})
+    assert set(schemas["input_schema"]["properties"]) == input_fields
+    assert set(schemas["context_schema"]["properties"]) == CONTEXT_FIELDS
+    assert schemas["context_schema"]["properties"]["locale"]["description"]
+    assert "risk" not in schemas["input_schema"]["properties"] and "stage" not in schemas["output_schema"]["properties"]
+
+
 def test_counseling_turn_over_http(server: str) -> None:
-    output = run_turn(server, "counseling", {"message": "I had a rough day at work"})
+    # the message as Studio's chat sends it
+    output = run_turn(server, "counseling", {"messages": [{"type": "human", "content": [{"type": "text", "text": "I had a rough day at work"}]}]})
     assert output.get("error") is None
     messages = output["messages"]
     assert [m["type"] for m in messages] == ["human", "ai"]
@@ -166,16 +188,16 @@ def _messages(state: dict[str, Any]) -> list[tuple[str, str]]:
 
 def test_crisis_handoff_cannot_be_bypassed_over_http(server: str) -> None:
     thread = new_thread(server)
-    run(server, thread, "counseling", input={"message": CRISIS})
+    run(server, thread, "counseling", input={"messages": [CRISIS]})
     state = thread_state(server, thread)
     assert state["next"] == ["escalate"]
     before = _messages(state)
     assert [t for t, _ in before] == ["human", "ai"]
 
     # 1. new input with protected keys: refused, the question stays pending
-    output = run(server, thread, "counseling", input={"message": "I'm fine now", "handoff": "agent", "risk": {"raised": False}})
+    output = run(server, thread, "counseling", input={"messages": ["I'm fine now"], "handoff": "agent", "risk": {"raised": False}})
     assert "human counselor is answering" in output["error"]
-    # 2. the old 'messages' key, a RemoveMessage and an AI message: nothing is written
+    # 2. a RemoveMessage and an AI message under 'messages': refused, nothing is written
     run(server, thread, "counseling", input={"messages": [{"type": "remove", "id": "x"}, {"type": "ai", "content": "all good"}]})
     # 3. a Command update (an operator tool: never expose it to end users) that tries to clear the risk
     run(server, thread, "counseling", command={"update": {"risk": {}, "handoff": "agent"}})
@@ -194,14 +216,14 @@ def test_crisis_handoff_cannot_be_bypassed_over_http(server: str) -> None:
     assert output["handoff"] == "human"
     assert thread_state(server, thread)["next"] == []
     # the counselor kept the conversation: the next message goes to them, not the model
-    output = run(server, thread, "counseling", input={"message": "thank you"})
+    output = run(server, thread, "counseling", input={"messages": ["thank you"]})
     assert thread_state(server, thread)["next"] == ["escalate"]
     assert output["messages"][-1]["content"] == "thank you"
 
 
 def test_input_without_a_message_keeps_the_reply_over_http(server: str) -> None:
     thread = new_thread(server)
-    run(server, thread, "counseling", input={"message": "I had a rough day at work"})
+    run(server, thread, "counseling", input={"messages": ["I had a rough day at work"]})
     before = _messages(thread_state(server, thread))
     for payload in ({}, {"locale": "en-GB"}, {"messages": []}):
         output = run(server, thread, "counseling", input=payload)
@@ -226,3 +248,40 @@ def test_review_thread_over_http(server: str) -> None:
     output = run(server, thread, "customer_service", input={})
     assert "no review given" in output["error"]
     assert [t for t, _ in _messages(thread_state(server, thread))] == ["human", "ai"]
+
+
+# --- issue 11 over HTTP: per-run context, the server's store, custom events ---------------------------
+
+
+GIVEAWAY = "I gave my guitar away to my brother yesterday"
+
+
+def test_the_server_store_remembers_a_person_across_threads(server: str) -> None:
+    sam = {"user_id": "sam-over-http", "locale": "en-GB"}
+    first = new_thread(server)
+    output = run(server, first, "counseling", input={"messages": [CRISIS]}, context=sam)
+    assert "Samaritans" in output["messages"][-1]["content"]  # the context's locale
+    run(server, first, "counseling", command={"resume": {"message": "I'm here with you.", "return_to_agent": True}}, context=sam)
+    second = new_thread(server)
+    run(server, second, "counseling", input={"messages": [GIVEAWAY]}, context=sam)
+    state = thread_state(server, second)
+    assert state["next"] == ["escalate"]
+    screen = [d for d in state["values"]["decisions"] if d["node"] == "screen"][-1]
+    assert "[store]" in screen["reason"]
+
+
+def test_custom_events_stream_over_http(server: str) -> None:
+    thread = new_thread(server)
+    body = {"assistant_id": "counseling", "input": {"messages": [CRISIS]}, "stream_mode": ["custom"]}
+    req = urllib.request.Request(
+        f"{server}/threads/{thread}/runs/stream", data=json.dumps(body).encode(), method="POST",
+        headers={"Content-Type": "application/json"},
+    )
+    with urllib.request.urlopen(req, timeout=RUN) as response:
+        lines = response.read().decode().splitlines()
+    events = [json.loads(line[len("data: "):]) for i, line in enumerate(lines)
+              if line.startswith("data: ") and i and lines[i - 1] == "event: custom"]
+    assert [(e["kind"], e["node"], e["decision"]) for e in events] == [
+        ("decision", "intake", "accepted"), ("decision", "screen", "crisis:suicidal_ideation"),
+        ("decision", "crisis_reply", "sent_fixed_protocol"),
+    ]

@@ -11,6 +11,7 @@ from langgraph.types import Command
 from persona_agents.chat_model import ChatPersonaFuse
 from persona_agents.config import EngineConfig
 from persona_agents.engine import PersonaFuseEngine
+from persona_agents.traits import TRAITS
 
 COUNSELING_TURNS: tuple[str, ...] = (
     "I failed my driving test this morning and I feel like such an idiot.",
@@ -29,7 +30,7 @@ def _persona_line(persona: dict[str, Any]) -> str:
     weights = persona.get("weights") or {}
     if not weights:
         return "  persona: (none)"
-    scores = {t: weights[f"{t}_high"] - weights[f"{t}_low"] for t in ("openness", "conscientiousness", "extraversion", "agreeableness", "neuroticism")}
+    scores = {t: weights[f"{t}_high"] - weights[f"{t}_low"] for t in TRAITS}
     detail = "  ".join(f"{t[:5]} {v:+.2f}" for t, v in scores.items())
     return f"  persona: {', '.join(persona.get('top_traits', []))} [{persona.get('source')}]   ({detail})"
 
@@ -43,7 +44,7 @@ def _counseling(model: ChatPersonaFuse) -> None:
     for text in COUNSELING_TURNS:
         print(f"user> {text}")
         started = time.perf_counter()
-        result = agent.invoke({"message": text, "locale": "en-US"}, config)
+        result = agent.invoke({"messages": [text], "locale": "en-US"}, config)
         if "__interrupt__" in result:
             payload = result["__interrupt__"][0].value
             print(f"  screen: CRISIS ({payload['risk_category']}, score {payload['score']:.2f}) -> fixed protocol, model not called")

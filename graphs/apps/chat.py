@@ -1,52 +1,32 @@
-"""``persona-agents chat``: an interactive session with an agent, persisted in SQLite.
+"""``persona-agents chat``: an interactive session with an agent, persisted in SQLite or Postgres.
 
 Kill the process at any point; the same ``--thread`` resumes with nothing lost: a turn the
 checkpoint shows as started but not finished is finished first (screened, answered or handed
 to the human), and an escalation still waiting for the human is asked again. Every call goes
 through ``graphs.threads``, which validates it and serialises writers on the thread, also
-across processes sharing the database file.
+across processes sharing the database.
 """
 
 from __future__ import annotations
 
-import json
-import sqlite3
 import sys
 from pathlib import Path
 from typing import Any, TextIO
 
-from langgraph.checkpoint.sqlite import SqliteSaver
+from langgraph.checkpoint.base import BaseCheckpointSaver
 
+from domains.schema import DOMAINS
 from domains.text import InvalidInputError
 from graphs import threads
+from graphs.persistence import describe_db, open_checkpointer
 from persona_agents.config import home_dir
-
-DOMAINS = ("counseling", "customer_service")
-_SQLITE_HEADER = b"SQLite format 3\x00"
 
 
 def default_db() -> Path:
     return home_dir() / "chat.sqlite"
 
 
-def check_db_path(db: Path) -> Path:
-    """A usable SQLite file path: not a folder, and an existing file must be a SQLite database."""
-    if db.is_dir():
-        raise ValueError(f"--db {db} is a folder; give a file such as {db / 'chat.sqlite'}")
-    if db.exists():
-        try:
-            with open(db, "rb") as handle:
-                header = handle.read(len(_SQLITE_HEADER))
-        except OSError as exc:
-            raise ValueError(f"--db {db} cannot be read: {exc.strerror}") from None
-        if header and header != _SQLITE_HEADER:
-            raise ValueError(f"--db {db} is not a SQLite database")
-    elif db.parent.exists() and not db.parent.is_dir():
-        raise ValueError(f"--db {db}: {db.parent} is not a folder")
-    return db
-
-
-def build_agent(domain: str, saver: SqliteSaver) -> Any:
+def build_agent(domain: str, saver: BaseCheckpointSaver) -> Any:
     if domain == "counseling":
         from graphs.counseling import make_counseling_graph
 
@@ -109,11 +89,10 @@ def _show(result: dict[str, Any] | None, out: TextIO) -> None:
         print(reply, file=out, flush=True)
 
 
-def run_chat(domain: str, thread: str, db: Path, *, show_history: bool = True, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
+def run_chat(domain: str, thread: str, db: Path | str, *, show_history: bool = True, stdin: TextIO = sys.stdin, out: TextIO = sys.stdout) -> int:
+    """``db``: a SQLite file or a ``postgresql://`` URL (``graphs.persistence.open_checkpointer``)."""
     if domain not in DOMAINS:
         raise ValueError(f"unknown domain {domain!r}; use {' or '.join(DOMAINS)}")
-    check_db_path(db)
-    db.parent.mkdir(parents=True, exist_ok=True)
 
     def read(prompt: str) -> str:
         print(prompt, end="", file=out, flush=True)
@@ -122,11 +101,11 @@ def run_chat(domain: str, thread: str, db: Path, *, show_history: bool = True, s
             raise EOFError
         return line.rstrip("\n")
 
-    with sqlite3.connect(str(db), check_same_thread=False) as connection:
-        agent = build_agent(domain, SqliteSaver(connection))
+    with open_checkpointer(db) as saver:
+        agent = build_agent(domain, saver)
         config = {"configurable": {"thread_id": thread}}
         history = agent.get_state(config).values.get("messages", [])
-        print(f"{domain} agent, thread {thread!r} in {db} ({len(history)} messages so far). Ctrl-D to leave.", file=out)
+        print(f"{domain} agent, thread {thread!r} in {describe_db(db)} ({len(history)} messages so far). Ctrl-D to leave.", file=out)
         if show_history:
             for message in history:
                 who = "you" if message.type == "human" else (message.name or "agent")
@@ -152,31 +131,4 @@ def run_chat(domain: str, thread: str, db: Path, *, show_history: bool = True, s
                 _show(result, out)
         except (EOFError, KeyboardInterrupt):
             print("", file=out)
-    return 0
-
-
-def run_screen(domain: str, message: str, rating: int | None, as_json: bool) -> int:
-    from domains.screening import screen_message
-
-    result = screen_message(domain, message, rating=rating)
-    if as_json:
-        print(json.dumps(result.model_dump()))
-    else:
-        verdict = "ESCALATE" if result.escalate else "ok"
-        print(f"{verdict}  category={result.category}  score={result.score:.2f}")
-        for reason in result.reasons:
-            print(f"  - {reason}")
-    return 0
-
-
-def run_check_output(domain: str, message: str, as_json: bool) -> int:
-    from domains.output_check import check_output
-
-    result = check_output(domain, message)
-    if as_json:
-        print(json.dumps(result.model_dump()))
-    else:
-        print(f"{'BLOCK' if result.block else 'allow'}  category={result.category}")
-        for reason in result.reasons:
-            print(f"  - {reason}")
     return 0
