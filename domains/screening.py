@@ -11,7 +11,9 @@ names the one that decided (``ScreenResult.layer``):
 4. history: risk in the last ``HISTORY_TURNS`` user turns plus some signal now escalates, so
    "I have the pills ready" after "I don't want to be here anymore" is caught; so does a
    person whose risk was raised earlier (``prior_risk``) when this turn carries any signal,
-   however long ago that was ("I've made up my mind" three turns after a crisis);
+   however long ago that was ("I've made up my mind" three turns after a crisis). After such
+   risk, the pack's ``after_risk`` phrases count as a signal of their own: sudden calm ("I feel
+   calmer now") is a warning sign there, and ordinary talk elsewhere;
 5. guard: an optional guard model (``domains.guard.SafetyGuard``) asked last; its failure
    escalates.
 
@@ -29,7 +31,8 @@ from domains.classifier import SafetyClassifier, load_classifier
 from domains.guard import SafetyGuard
 from domains.output_check import check_output
 from domains.results import Layer, OutputCheck, ScreenResult
-from domains.rules import RuleResult, match_rules
+from domains.rules import RuleResult, after_risk_cue, match_rules
+from domains.safety_encoder import SentenceEncoder
 from domains.schema import DomainName, DomainPack, load_pack
 from domains.text import InvalidInputError, validate_user_text
 
@@ -137,20 +140,26 @@ def _with_history(
     pack: DomainPack, clf: SafetyClassifier, now: _Turn, earlier: list[_Turn], window: tuple[str, float],
     prior_risk: bool,
 ) -> _Decision | None:
-    """Escalation that needs the conversation: earlier risk, or the window as a whole."""
-    signal_now = bool(now.rules.active) or now.score >= pack.classifier.support_score
+    """Escalation that needs the conversation: earlier risk, or the window as a whole.
+
+    After earlier risk, a phrase of the pack's ``after_risk`` (sudden calm, thanks for
+    everything) counts as a signal even when the classifier reads the turn as safe.
+    """
+    at_risk = [t for t in earlier if t.risky or t.score >= clf.threshold]
+    cue = after_risk_cue(pack.name, now.rules.text) if (at_risk or prior_risk) else None
+    signal_now = bool(now.rules.active) or now.score >= pack.classifier.support_score or cue is not None
     if not signal_now or now.vetoed:
         return None
-    category_now = now.rules.active[0].category if now.rules.active else now.category
-    at_risk = [t for t in earlier if t.risky or t.score >= clf.threshold]
+    category_now = now.rules.active[0].category if now.rules.active else cue[0] if cue else now.category
+    added = f"signal {now.score:.2f}" if cue is None else f"{cue[0]} {cue[1]!r}"
     if at_risk:
         prior = at_risk[0]
         category = prior.rules.strong[0].category if prior.rules.strong else prior.category
-        reason = f"earlier turn was at risk ({prior.rules.reason()}); this turn adds signal {now.score:.2f}"
-        return _Decision(True, category_now if now.rules.active else category, max(now.score, window[1]),
-                         "history", [reason])
+        reason = f"earlier turn was at risk ({prior.rules.reason()}); this turn adds {added}"
+        return _Decision(True, category_now if (now.rules.active or cue) else category,
+                         max(now.score, window[1]), "history", [reason])
     if prior_risk:
-        reason = f"risk was raised earlier for this person; this turn adds signal {now.score:.2f}"
+        reason = f"risk was raised earlier for this person; this turn adds {added}"
         return _Decision(True, category_now, now.score, "history", [reason])
     if window[1] >= clf.threshold:
         reason = f"conversation window scores {window[0]} {window[1]:.2f} >= {clf.threshold:.2f}"
@@ -158,11 +167,17 @@ def _with_history(
     return None
 
 
-def screen(request: ScreenRequest, guard: SafetyGuard | None = None) -> ScreenResult:
-    """Screen one user turn; see the module docstring for the layers."""
+def screen(
+    request: ScreenRequest, guard: SafetyGuard | None = None, encoder: SentenceEncoder | None = None
+) -> ScreenResult:
+    """Screen one user turn; see the module docstring for the layers.
+
+    ``encoder`` is passed to the classifier (``domains.classifier.load_classifier``); the default
+    is the safety encoder the head was trained on.
+    """
     domain, text, past = request.domain, request.text, list(request.history)
     pack = load_pack(domain)
-    clf = load_classifier(domain)
+    clf = load_classifier(domain, "screen", encoder)
     texts = [text, *past]
     if past:
         texts.append(" ".join([*past, text]))
@@ -206,6 +221,7 @@ def screen_message(
     rating: int | None = None,
     prior_risk: bool = False,
     guard: SafetyGuard | None = None,
+    encoder: SentenceEncoder | None = None,
 ) -> ScreenResult:
     """Screen one user message; ``history`` is the earlier user turns, oldest first.
 
@@ -227,4 +243,4 @@ def screen_message(
         if problem["type"] != "value_error":  # pydantic's own check: name the field and the value
             message = f"{'.'.join(map(str, problem['loc']))} {message.lower()}, got {problem['input']!r}"
         raise InvalidInputError(message) from exc
-    return screen(request, guard)
+    return screen(request, guard, encoder)
