@@ -3,8 +3,13 @@
 Two kinds per domain: ``screen`` reads user turns (``classifier.safetensors``, trained on
 ``screen_train*.jsonl``) and ``output`` reads the model's drafts (``output_classifier.safetensors``,
 trained on ``drafts_train*.jsonl``). Each weights file has a JSON sidecar that records the
-category order, the decision threshold, the encoder and a hash of the training files, so a
-stale or mismatched file is caught at load time.
+category order, the decision threshold, the encoder (and its variant, see
+``domains.safety_encoder``) and a hash of the training files, so a stale or mismatched file is
+caught at load time.
+
+The encoder is passed in: :func:`load_classifier` takes any :class:`SentenceEncoder`; without
+one it uses ``domains.safety_encoder.default_safety_encoder`` for the variant the head was
+trained on.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import hashlib
 import json
 import threading
 import warnings
+import weakref
 from collections import OrderedDict
 from dataclasses import dataclass
 from functools import cache
@@ -23,6 +29,12 @@ from typing import Literal
 import torch
 
 from domains.lexical import LexicalScorer
+from domains.safety_encoder import (
+    EncoderVariant,
+    SentenceEncoder,
+    check_variant,
+    default_safety_encoder,
+)
 from domains.text import normalise
 
 ENCODER_NAME = "sentence-transformers/all-MiniLM-L6-v2"
@@ -91,24 +103,23 @@ def files_sha256(paths: list[Path]) -> str:
 
 
 class _EmbeddingMemo:
-    """The last few thousand embeddings by normalised text.
+    """The last few thousand embeddings of one encoder, by normalised text.
 
     A user turn is embedded when it is screened and again as history on the next two turns;
     remembering it saves two of the four encoder passes a turn's screen would make (measured:
     screen 25 ms -> 15 ms on 2 CPU cores). 4,096 vectors of 384 floats: 6 MB.
     """
 
-    def __init__(self, size: int = 4096) -> None:
+    def __init__(self, encoder: SentenceEncoder, size: int = 4096) -> None:
+        self.encoder = encoder
         self.size = size
         self._vectors: OrderedDict[str, torch.Tensor] = OrderedDict()
         self._lock = threading.Lock()
 
     def embed(self, normalised: list[str]) -> torch.Tensor:
-        from persona_agents.encoder import shared_encoder
-
         with self._lock:
             missing = list(dict.fromkeys(t for t in normalised if t not in self._vectors))
-        fresh = shared_encoder().encode(missing) if missing else None
+        fresh = self.encoder.encode(missing) if missing else None
         with self._lock:
             for i, text in enumerate(missing):
                 self._vectors[text] = fresh[i]  # type: ignore[index]
@@ -129,22 +140,43 @@ class _EmbeddingMemo:
             self._vectors.clear()
 
 
-_memo = _EmbeddingMemo()
+# One memo per encoder instance, so the screen and output heads on one encoder share vectors.
+_memos: weakref.WeakKeyDictionary[SentenceEncoder, _EmbeddingMemo] = weakref.WeakKeyDictionary()
+_memos_lock = threading.Lock()
+
+
+def embedding_memo(encoder: SentenceEncoder) -> _EmbeddingMemo:
+    with _memos_lock:
+        memo = _memos.get(encoder)
+        if memo is None:
+            memo = _memos[encoder] = _EmbeddingMemo(encoder)
+        return memo
 
 
 def clear_embedding_memo() -> None:
     """Forget remembered embeddings (benchmarks that must pay for every encoder pass)."""
-    _memo.clear()
+    with _memos_lock:
+        memos = list(_memos.values())
+    for memo in memos:
+        memo.clear()
 
 
-def embed(texts: list[str]) -> torch.Tensor:
-    """Embeddings of the normalised texts (the classifier never sees raw obfuscation)."""
-    return _memo.embed([normalise(t) for t in texts])
+def embed(texts: list[str], encoder: SentenceEncoder | None = None) -> torch.Tensor:
+    """Embeddings of the normalised texts (the classifier never sees raw obfuscation).
+
+    ``encoder`` defaults to ``default_safety_encoder()`` (the default variant).
+    """
+    memo = embedding_memo(encoder if encoder is not None else default_safety_encoder())
+    return memo.embed([normalise(t) for t in texts])
 
 
 @dataclass
 class SafetyClassifier:
-    """Encoder head (category distribution) averaged with a lexical risk scorer."""
+    """Encoder head (category distribution) averaged with a lexical risk scorer.
+
+    ``encoder`` turns normalised texts into the vectors ``head`` reads; it should be the variant
+    the head was trained on (``encoder_variant``).
+    """
 
     domain: str
     kind: ClassifierKind
@@ -152,8 +184,10 @@ class SafetyClassifier:
     safe_category: str
     threshold: float
     head: Head
+    encoder: SentenceEncoder
     lexical: LexicalScorer | None = None
     lexical_weight: float = 0.0
+    encoder_variant: EncoderVariant = "float32"
 
     @property
     def safe_index(self) -> int:
@@ -161,7 +195,13 @@ class SafetyClassifier:
 
     @torch.inference_mode()
     def _head_proba(self, normalised: list[str]) -> torch.Tensor:
-        return torch.softmax(self.head(_memo.embed(normalised)), dim=-1)
+        vectors = embedding_memo(self.encoder).embed(normalised)
+        if vectors.ndim != 2 or vectors.shape[-1] != EMBED_DIM:
+            raise ClassifierError(
+                f"the encoder {type(self.encoder).__name__} gave vectors of shape {tuple(vectors.shape)}; "
+                f"the {self.domain} {self.kind} head reads (n, {EMBED_DIM})"
+            )
+        return torch.softmax(self.head(vectors), dim=-1)
 
     def top_risk(self, proba: torch.Tensor) -> tuple[str, float]:
         """Most likely non-safe category and the total non-safe probability mass."""
@@ -225,8 +265,12 @@ def _read_sidecar(domain: str, kind: ClassifierKind) -> dict[str, object]:
 
 
 def load_classifier_from(
-    domain: str, expected_categories: list[str] | None = None, kind: ClassifierKind = "screen"
+    domain: str,
+    expected_categories: list[str] | None = None,
+    kind: ClassifierKind = "screen",
+    encoder: SentenceEncoder | None = None,
 ) -> SafetyClassifier:
+    """Read a head from its files; ``encoder`` defaults to the variant named in the sidecar."""
     from safetensors.torch import load_file
 
     wpath = weights_path(domain, kind)
@@ -244,6 +288,10 @@ def load_classifier_from(
         raise ClassifierError(
             f"{wpath}: built for encoder {meta['encoder']} dim {meta['dim']}, not {ENCODER_NAME}"
         )
+    try:
+        variant = check_variant(str(meta.get("encoder_variant", "float32")))
+    except ValueError as exc:
+        raise ClassifierError(f"{sidecar_path(domain, kind)}: {exc}") from exc
     head = Head(len(categories), hidden=int(meta["hidden"]))  # type: ignore[arg-type]
     try:
         state = load_file(str(wpath))
@@ -275,17 +323,25 @@ def load_classifier_from(
         )
     return SafetyClassifier(
         domain, kind, categories, str(meta["safe_category"]), float(meta["threshold"]), head,  # type: ignore[arg-type]
-        lexical, lexical_weight,
+        encoder if encoder is not None else default_safety_encoder(variant),
+        lexical, lexical_weight, variant,
     )
 
 
 @cache
-def load_classifier(domain: str, kind: ClassifierKind = "screen") -> SafetyClassifier:
+def load_classifier(
+    domain: str, kind: ClassifierKind = "screen", encoder: SentenceEncoder | None = None
+) -> SafetyClassifier:
+    """The pack's head of this kind, once per (domain, kind, encoder); threshold from the pack if set.
+
+    ``encoder`` is any :class:`SentenceEncoder` (a graph may pass its own); by default the
+    process-wide safety encoder of the variant the head was trained on.
+    """
     from domains.schema import load_pack
 
     pack = load_pack(domain)
     settings = pack.classifier if kind == "screen" else pack.output_classifier
-    classifier = load_classifier_from(domain, settings.categories, kind)
+    classifier = load_classifier_from(domain, settings.categories, kind, encoder)
     if settings.threshold is not None:
         classifier.threshold = settings.threshold
     return classifier

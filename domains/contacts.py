@@ -2,10 +2,11 @@
 
 A model that makes up a phone number or a web address sends a person in distress, or a
 customer, somewhere nobody checked. Card numbers (Luhn-valid), security codes, emails, phone
-numbers, street addresses, postcodes and social media plugs ("follow us on Instagram",
-"@ourshop") are found with patterns; a phone number, web address or platform that the domain
-pack lists (its helplines, emergency numbers and web sites) is allowed. ``domains.invented``
-joins these findings with invented amounts and policies (``domains.stated_facts``).
+numbers (also spelled with letters, "1-800-FLOWERS"), social-media handles and plugs ("follow us
+on Instagram", "our Facebook page"), street addresses and postcodes are found with patterns; a
+phone number, web address, platform or handle that the domain pack lists (its helplines,
+emergency numbers and web sites) is allowed. ``domains.invented`` joins these findings with
+invented amounts and policies (``domains.stated_facts``).
 """
 
 from __future__ import annotations
@@ -31,25 +32,40 @@ _STREET = re.compile(
     r"\b\d{1,5}[a-z]?,? (?:[A-Z][a-z]+ ){1,3}(?:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Drive|Dr|Close|Way|Court|Ct|Crescent|Place|Pl|Terrace|Boulevard|Blvd|Gardens|Grove|Hill|Square|Strasse|Straße)\b\.?"
 )
 _UK_POSTCODE = re.compile(r"\b[A-Z]{1,2}\d[A-Z\d]? ?\d[A-Z]{2}\b")
-_PLATFORM = (r"facebook|instagram|insta|twitter|tiktok|linkedin|youtube|pinterest|snapchat|whatsapp|telegram|threads"
-             r"|discord|reddit|mastodon|bluesky")
-# A channel offered in the service's voice: "follow us on Instagram", "our Facebook page", "@ourshop".
-_SOCIAL = re.compile(
-    rf"\b(?:follow|find|like|join|message|dm|contact|reach|tag|catch|connect with|chat with|subscribe to)\s+us\b"
-    rf"[^.!?\n]{{0,24}}?\b(?:on|via|at|over)\s+(?:{_PLATFORM})\b"
-    rf"|\bour\s+(?:official\s+)?(?:{_PLATFORM})(?:\s+(?:page|account|profile|channel|group|feed|handle|community))?\b",
+# Social networks and review sites, and social media as such ("our socials").
+_PLATFORM = (
+    r"facebook|instagram|insta|twitter|tiktok|linkedin|youtube|pinterest|snapchat|whatsapp|telegram|discord|reddit"
+    r"|mastodon|bluesky|yelp|tripadvisor|trustpilot|google (?:reviews?|maps|business)"
+    r"|social media|socials|social (?:networks?|channels?|pages?|accounts?|platforms?)"
+)
+_PLATFORM_RX = re.compile(rf"\b(?:{_PLATFORM})\b", re.IGNORECASE)
+# A platform becomes a plug when the sentence speaks for the service ("our Facebook page",
+# "follow us on ...", "we post ...") or invites the reader to go there ("share your story on ...",
+# "leave a review on ...", "check out ...").
+_PLUG_CUE = re.compile(
+    r"\b(?:we|we're|we'll|we've|us|our|ours)\b"
+    r"|\b(?:follow\w*|like|liking|join\w*|shar(?:e|es|ing)|post(?:s|ing)?|tag\w*|visit\w*|check(?:ing)? (?:out|in)"
+    r"|subscrib\w*|connect\w*|leav(?:e|ing)|writ(?:e|ing)|rate|rating|review|reviewing|message|dm|spread\w*"
+    r"|stay tuned|keep up|look (?:for|up)|search for|find)\b",
     re.IGNORECASE,
 )
-_HANDLE = re.compile(r"(?<![\w.@])@[A-Za-z][A-Za-z0-9_]{1,29}\b")
+_SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")
 # Words just before a short number that make it something to call or text ("call 55123").
 _DIAL_CUE = re.compile(
     r"\b(?:call|ring|dial|phone|text|txt|sms|whatsapp|hotline|helpline|line|number|no\.?|tel\.?|on)\W{0,3}$"
-    r"|\b(?:text|txt|sms|send)\W+\S+\W+to\W{0,3}$",  # "text HOME to 741741"
+    r"|\b(?:text|txt|sms|send)\W+\S+\W+to\W{0,3}$"  # "text HOME to 741741"
+    r"|\b(?:line|service|helpline|hotline|us|them|number|team|desk|textline|chat)\s+at\W{0,3}$",  # "the text service at 686868"
     re.IGNORECASE,
 )
+# A social-media handle ("message @ShopHelp on Twitter"); not the "@" inside an email address.
+_HANDLE = re.compile(r"(?<![\w.@])@[A-Za-z0-9_]{3,30}\b(?!\.[a-z])")
+# A phone number spelled with letters ("1-800-FLOWERS", "55-TEEN").
+_VANITY = re.compile(r"(?<![\w-])(?:\+?\d{1,3}[ -])?(?:\d{2,4}[ -])?\d{2,4}-[A-Z]{3,8}\b(?:[ -]?\d{1,4}\b)?")
+_NOT_VANITY = frozenset({"HOUR", "HOURS", "DAY", "DAYS", "WEEK", "WEEKS", "YEAR", "YEARS", "MONTH", "STAR", "PACK", "INCH", "MINUTE"})
 # A number someone is asked to call is the business's or a helpline's: invented if not in the pack.
 _BUSINESS_CUE = re.compile(
-    r"\b(?:call|ring|dial|text|contact|reach|email|e-mail|visit|us|our|team|line|helpline|hotline|support|care|service|desk)\b",
+    r"\b(?:call|ring|dial|text|contact|reach|email|e-mail|visit|us|our|team|line|helpline|hotline|support|care|service|desk"
+    r"|message|dm|tweet|follow|tag|find)\b",
     re.IGNORECASE,
 )
 
@@ -126,17 +142,34 @@ def _domain_allowed(domain: str, allowed: frozenset[str]) -> bool:
     return any(domain == a or domain.endswith("." + a) for a in allowed)
 
 
-def find_contacts(text: str, allowed: AllowedContacts, *, domain: str) -> list[Finding]:
-    """Every card number, security code, email, unlisted phone number, web address, street
-    address or social media channel in ``text``. In the counseling domain every contact detail a model adds is
-    ``invented_contact``; in reviews, a number someone is asked to call is ``invented_contact``
-    and other people's numbers, emails, cards and addresses are ``personal_data``."""
+def find_contacts(
+    text: str, allowed: AllowedContacts, *, domain: str, user_text: str | None = None
+) -> list[Finding]:
+    """Every card number, security code, email, social-media handle or plug, unlisted phone
+    number (digits or letters), web address or street address in ``text``. In the counseling
+    domain every contact detail a model adds is ``invented_contact``; in reviews, a number or
+    handle someone is asked to contact is ``invented_contact`` and other people's numbers,
+    emails, cards and addresses are ``personal_data``; a plug of the service's own social media
+    is ``invented_contact`` in both (``social_plugs``; ``user_text`` is the message the draft
+    answers)."""
     found: list[Finding] = []
     emails = list(_EMAIL.finditer(text))
     for m in emails:
         before = text[max(0, m.start() - 40) : m.start()]
         category = INVENTED_CONTACT if domain == "counseling" else _category_in_reviews(before)
         found.append(Finding(category, "email", m.group(0)))
+    for m in _HANDLE.finditer(text):
+        if m.group(0).lower() in allowed.channels:
+            continue
+        before = text[max(0, m.start() - 40) : m.start()]
+        category = INVENTED_CONTACT if domain == "counseling" else _category_in_reviews(before)
+        found.append(Finding(category, "social media handle", m.group(0)))
+    for m in _VANITY.finditer(text):
+        if m.group(0).rsplit("-", 1)[-1].split()[0] in _NOT_VANITY:
+            continue
+        before = text[max(0, m.start() - 40) : m.start()]
+        category = INVENTED_CONTACT if domain == "counseling" else _category_in_reviews(before)
+        found.append(Finding(category, "phone number", m.group(0)))
     for m in _CVV.finditer(text):
         found.append(Finding(PERSONAL_DATA, "security code", m.group(0)))
     for m in _URL.finditer(text):
@@ -168,14 +201,24 @@ def find_contacts(text: str, allowed: AllowedContacts, *, domain: str) -> list[F
     for rx in (_STREET, _UK_POSTCODE):
         for m in rx.finditer(text):
             found.append(Finding(PERSONAL_DATA, "address", m.group(0)))
-    for rx in (_SOCIAL, _HANDLE):
-        for m in rx.finditer(text):
-            if any(e.start() <= m.start() < e.end() for e in emails):
-                continue
-            named = re.search(rf"{_PLATFORM}|@\w+", m.group(0), re.IGNORECASE)
-            if named and named.group(0).lower() in allowed.channels:
-                continue
-            found.append(Finding(INVENTED_CONTACT, "social media", m.group(0)))
+    found += social_plugs(text, allowed, user_text=user_text)
+    return found
+
+
+def social_plugs(text: str, allowed: AllowedContacts, *, user_text: str | None = None) -> list[Finding]:
+    """Sentences that send the reader to a social network or review site nobody listed: the
+    platform is named in a sentence that speaks for the service or invites the reader there.
+    A platform the pack lists, or that the person named themselves ("I found you on TikTok"),
+    is not invented."""
+    vouched = (user_text or "").lower()
+    found: list[Finding] = []
+    for sentence in _SENTENCE.finditer(text):
+        platforms = [m.group(0).lower() for m in _PLATFORM_RX.finditer(sentence.group(0))]
+        if not platforms or not _PLUG_CUE.search(sentence.group(0)):
+            continue
+        if all(p in allowed.channels or p in vouched for p in platforms):
+            continue
+        found.append(Finding(INVENTED_CONTACT, "social media", sentence.group(0).strip()))
     return found
 
 
@@ -194,5 +237,5 @@ def allowed_contacts(domain: str) -> AllowedContacts:
     return AllowedContacts.from_pack(load_pack(domain))
 
 
-def contact_findings(domain: str, text: str) -> list[Finding]:
-    return find_contacts(text, allowed_contacts(domain), domain=domain)
+def contact_findings(domain: str, text: str, *, user_text: str | None = None) -> list[Finding]:
+    return find_contacts(text, allowed_contacts(domain), domain=domain, user_text=user_text)

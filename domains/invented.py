@@ -26,9 +26,10 @@ def _pack_terms(domain: str) -> frozenset[str]:
 
 def invented_details(domain: str, text: str, *, user_text: str | None = None) -> list[Finding]:
     """Contact findings first, then invented facts; ``user_text`` is what the draft answers
-    (its amounts and terms may be repeated back; its contact details may not)."""
+    (its amounts, terms and the platforms it names may be repeated back; its phone numbers,
+    emails and addresses may not)."""
     folded = fold(text)
-    found = contact_findings(domain, folded)
+    found = contact_findings(domain, folded, user_text=fold(user_text) if user_text else None)
     known = _pack_terms(domain)
     if user_text:
         known |= known_terms([fold(user_text)])

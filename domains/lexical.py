@@ -8,15 +8,44 @@ averaged with a weight chosen by cross-validation at training time (``domains.tr
 
 Hashing (scikit-learn's ``HashingVectorizer``) needs no vocabulary, so the whole model is three
 arrays (idf, coefficients, intercept) stored in safetensors beside the head: no pickle.
+
+The word n-grams read words after a negation as different words ("never hurt myself" ->
+"never neg_hurt neg_myself"), so "hurt myself" learned from warning signs does not carry over to
+"I would never hurt myself" unchanged. Measured on the counseling screen's training rows: the same
+out-of-fold recall (0.898 vs 0.897 at the pack's false-rate budget), lower scores for negated
+statements (e.g. "no thoughts of ending it" 0.67 -> 0.52).
 """
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 import numpy as np
 
 N_FEATURES = 2**17  # per analyzer; collisions cost little at this size (measured: cv recall unchanged at 2**18)
+NEGATION_SCOPE = 3  # words after a negation cue that it governs, unless a clause ends first
+
+_TOKEN = re.compile(r"[\w']+|[.!?;:,]")
+_NEGATION = re.compile(r"(?:not|no|never|nor|none|nobody|nothing|without|cannot|\w+n't)")
+_SCOPE_END = re.compile(r"[.!?;:,]|but|and|so|because|though")
+
+
+def mark_negation(text: str) -> str:
+    """The words a negation governs get a ``neg_`` prefix; punctuation and "but" end the scope."""
+    out: list[str] = []
+    left = 0
+    for token in _TOKEN.findall(text):
+        if _SCOPE_END.fullmatch(token):
+            left = 0
+            out.append(token)
+        elif _NEGATION.fullmatch(token):
+            left = NEGATION_SCOPE
+            out.append(token)
+        else:
+            out.append(f"neg_{token}" if left else token)
+            left = max(0, left - 1)
+    return " ".join(out)
 
 
 def _vectorizers() -> list[object]:
@@ -30,9 +59,13 @@ def _vectorizers() -> list[object]:
 
 
 def hashed_counts(texts: list[str]):  # -> scipy.sparse.csr_matrix
+    """Word 1-2 grams of the negation-marked text and character 3-5 grams of the text itself."""
     import scipy.sparse as sp
 
-    return sp.hstack([v.transform(texts) for v in _vectorizers()]).tocsr()  # type: ignore[attr-defined]
+    words, chars = _vectorizers()
+    return sp.hstack(
+        [words.transform([mark_negation(t) for t in texts]), chars.transform(texts)]  # type: ignore[attr-defined]
+    ).tocsr()
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,7 @@ from domains.guard import SafetyGuard
 from domains.invented import INVENTED_FACT, invented_details
 from domains.results import OutputCheck
 from domains.rules import Span, negation_before
+from domains.safety_encoder import SentenceEncoder
 from domains.schema import OutputRules, load_pack
 from domains.text import fold
 
@@ -85,9 +86,13 @@ def output_checker(domain: str) -> OutputChecker:
 
 
 def _learned_layers(
-    domain: str, draft: str, guard: SafetyGuard | None, user_text: str | None
+    domain: str,
+    draft: str,
+    guard: SafetyGuard | None,
+    user_text: str | None,
+    encoder: SentenceEncoder | None,
 ) -> OutputCheck | None:
-    clf = load_classifier(domain, "output")
+    clf = load_classifier(domain, "output", encoder)
     [(category, score)] = clf.assess([draft])
     if score >= clf.threshold:
         reason = f"classifier {category} {score:.2f} >= {clf.threshold:.2f}"
@@ -101,12 +106,18 @@ def _learned_layers(
 
 
 def check_output(
-    domain: str, text: str, *, guard: SafetyGuard | None = None, user_text: str | None = None
+    domain: str,
+    text: str,
+    *,
+    guard: SafetyGuard | None = None,
+    user_text: str | None = None,
+    encoder: SentenceEncoder | None = None,
 ) -> OutputCheck:
     """Should this draft reply be withheld? ``category`` is "ok" when it may be sent.
 
-    ``user_text`` (the message the draft answers) vouches for the amounts and terms it states,
-    and is shown to the guard model, if there is one.
+    ``user_text`` (the message the draft answers) vouches for the amounts, terms and platforms it
+    states, and is shown to the guard model, if there is one. ``encoder`` is passed to the output
+    classifier (default: the safety encoder it was trained on).
     """
     if not isinstance(text, str):
         raise TypeError(f"draft must be a str, got {type(text).__name__}")
@@ -122,7 +133,7 @@ def check_output(
     if findings:
         return OutputCheck(block=True, category=INVENTED_FACT, reasons=[f.reason() for f in findings], layer="facts")
     try:
-        learned = _learned_layers(domain, text, guard, user_text)
+        learned = _learned_layers(domain, text, guard, user_text, encoder)
     except Exception as exc:  # fail closed: an unchecked draft is never sent
         reason = f"output check failed: {type(exc).__name__}: {exc}"
         return OutputCheck(block=True, category="check_error", reasons=[reason], layer="classifier")

@@ -1,8 +1,10 @@
-"""Fast rule layer: regex patterns per category, with negation and idiom vetoes.
+"""Fast rule layer: regex patterns per category, with negation, idiom and past-and-recovered vetoes.
 
 Patterns come from the domain pack and run on normalised text. A hit is vetoed when a
-negation cue governs it ("I'm *not* suicidal", "I would *never* hurt myself") or when it
-sits inside a known idiom ("this traffic is *killing me*", "*killing it* at work").
+negation cue governs it ("I'm *not* suicidal", "I would *never* hurt myself"), when it
+sits inside a known idiom ("this traffic is *killing me*", "*killing it* at work"), or when the
+whole message tells the risk as over (the pack's ``recovered_frame``: "I *tried to kill myself*
+years ago; I'm in a good place now").
 """
 
 from __future__ import annotations
@@ -17,9 +19,12 @@ from domains.text import normalised_variants
 
 Strength = Literal["strong", "weak"]
 
-# Clause boundaries: a negation does not reach across these.
-_CLAUSE_BREAK = re.compile(r"[.!?;:,\n]|\b(?:but|however|though|although|yet|and)\b")
+# Clause boundaries: a negation does not reach across these. A condition starts a clause of its
+# own: in "she wouldn't have to if I was gone" the negation belongs to "have to", not to the risk.
+_CLAUSE_BREAK = re.compile(r"[.!?;:,\n]|\b(?:but|however|though|although|yet|and|if|unless|whether)\b")
 _WORD = re.compile(r"[\w']+")
+# A hit that itself opens a clause ("if I was gone") is not governed by a negation before it.
+_OPENS_CLAUSE = re.compile(r"(?:if|unless|whether)\b", re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -101,12 +106,41 @@ class RuleEngine:
         self.negation = re.compile("|".join(f"(?:{c})" for c in rules.negation_cues), re.IGNORECASE)
         self.window = rules.negation_window
         self.idioms = [re.compile(p, re.IGNORECASE) for p in rules.idioms]
+        self.after_risk = [
+            (category, re.compile(p, re.IGNORECASE)) for category, ps in rules.after_risk.items() for p in ps
+        ]
+        frame = rules.recovered_frame
+        self.frame: tuple[list[re.Pattern[str]], ...] | None = (
+            tuple([re.compile(p, re.IGNORECASE) for p in ps] for ps in (frame.past, frame.recovered, frame.current))
+            if frame is not None
+            else None
+        )
+
+    def after_risk_cue(self, text: str) -> tuple[str, str] | None:
+        """(category, phrase) of the first phrase that is a warning sign only after earlier risk."""
+        for category, rx in self.after_risk:
+            m = rx.search(text)
+            if m:
+                return category, m.group(0)
+        return None
+
+    def told_as_recovered(self, text: str) -> bool:
+        """Past risk, recovery, and nothing that says the risk is back."""
+        if self.frame is None:
+            return False
+        past, recovered, current = self.frame
+        return (
+            any(rx.search(text) for rx in past)
+            and any(rx.search(text) for rx in recovered)
+            and not any(rx.search(text) for rx in current)
+        )
 
     def _match_one(self, text: str) -> RuleResult:
         idioms = tuple(
             Span(m.group(0), m.start(), m.end()) for rx in self.idioms for m in rx.finditer(text)
         )
         hits: list[RuleHit] = []
+        recovered = self.told_as_recovered(text)
         for category, strength, rx in self.patterns:
             for m in rx.finditer(text):
                 span = Span(m.group(0), m.start(), m.end())
@@ -119,9 +153,15 @@ class RuleEngine:
                 if idiom is not None:
                     veto = f"idiom {idiom.text!r}"
                 else:
-                    cue = negation_before(text, m.start(), self.negation, self.window)
+                    cue = (
+                        None
+                        if _OPENS_CLAUSE.match(m.group(0))
+                        else negation_before(text, m.start(), self.negation, self.window)
+                    )
                     if cue is not None:
                         veto = f"negated by {cue!r}"
+                    elif recovered:
+                        veto = "told as past and recovered"
                 hits.append(RuleHit(category, strength, span, veto))
         return RuleResult(text, tuple(hits), idioms)
 
@@ -148,3 +188,10 @@ def rule_engine(domain: str) -> RuleEngine:
 
 def match_rules(domain: str, text: str) -> RuleResult:
     return rule_engine(domain).match(text)
+
+
+def after_risk_cue(domain: str, text: str) -> tuple[str, str] | None:
+    """A phrase of the pack's ``after_risk`` in the normalised ``text``, with its category."""
+    from domains.text import normalise
+
+    return rule_engine(domain).after_risk_cue(normalise(text))

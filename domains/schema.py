@@ -76,6 +76,24 @@ class CategoryRules(_Strict):
         return _check_patterns(v)
 
 
+class RecoveredFrame(_Strict):
+    """Risk told as over: "I tried years ago; I'm doing well now".
+
+    The frame holds when a ``past`` marker and a ``recovered`` marker match and no ``current``
+    marker (risk now: "again", "lately", "relapsed", "tonight") does. Then the rule hits of the
+    message are vetoed like negated ones: the classifier still decides, at ``strong_score``.
+    """
+
+    past: list[str] = Field(min_length=1)
+    recovered: list[str] = Field(min_length=1)
+    current: list[str] = Field(default_factory=list)
+
+    @field_validator("past", "recovered", "current")
+    @classmethod
+    def _compiles(cls, v: list[str]) -> list[str]:
+        return _check_patterns(v)
+
+
 class RiskRules(_Strict):
     categories: dict[str, CategoryRules]
     negation_cues: list[str] = Field(min_length=1)
@@ -84,11 +102,22 @@ class RiskRules(_Strict):
     # a bare "suicide" gives no context that could make it safe. 0 disables.
     short_message_words: int = Field(default=0, ge=0, le=10)
     idioms: list[str] = Field(default_factory=list)
+    recovered_frame: RecoveredFrame | None = None
+    # category -> phrases that are a warning sign only after risk was raised ("I feel calmer
+    # now", "thanks for everything"): the history layer counts them as a signal then.
+    after_risk: dict[str, list[str]] = Field(default_factory=dict)
 
     @field_validator("negation_cues", "idioms")
     @classmethod
     def _compiles(cls, v: list[str]) -> list[str]:
         return _check_patterns(v)
+
+    @field_validator("after_risk")
+    @classmethod
+    def _after_risk_compiles(cls, v: dict[str, list[str]]) -> dict[str, list[str]]:
+        for patterns in v.values():
+            _check_patterns(patterns)
+        return v
 
 
 class OutputRules(_Strict):

@@ -13,7 +13,9 @@ names the one that decided (``ScreenResult.layer``):
    person whose risk was raised earlier (``prior_risk``) when this turn carries any signal,
    however long ago that was ("I've made up my mind" three turns after a crisis), and a
    conversation window (those turns and this one, joined) the classifier scores at or above
-   its threshold;
+   its threshold. After such risk, the pack's ``after_risk`` phrases count as a signal of
+   their own: sudden calm ("I feel calmer now") is a warning sign there, and ordinary talk
+   elsewhere;
 5. guard: an optional guard model (``domains.guard.SafetyGuard``) asked last; its failure
    escalates.
 
@@ -34,7 +36,8 @@ from domains.classifier import SafetyClassifier, load_classifier
 from domains.guard import SafetyGuard
 from domains.output_check import check_output
 from domains.results import Layer, OutputCheck, ScreenResult
-from domains.rules import RuleResult, match_rules
+from domains.rules import RuleResult, after_risk_cue, match_rules
+from domains.safety_encoder import SentenceEncoder
 from domains.schema import DomainName, DomainPack, load_pack
 from domains.text import InvalidInputError, validate_user_text
 
@@ -154,20 +157,26 @@ def _with_history(
     pack: DomainPack, clf: SafetyClassifier, now: _Turn, earlier: list[_Turn], window: tuple[str, float],
     prior_risk: bool,
 ) -> _Decision | None:
-    """Escalation that needs the conversation: earlier risk, or the window as a whole."""
-    signal_now = bool(now.rules.active) or now.score >= pack.classifier.support_score
+    """Escalation that needs the conversation: earlier risk, or the window as a whole.
+
+    After earlier risk, a phrase of the pack's ``after_risk`` (sudden calm, thanks for
+    everything) counts as a signal even when the classifier reads the turn as safe.
+    """
+    at_risk = [t for t in earlier if t.risky or t.score >= clf.threshold]
+    cue = after_risk_cue(pack.name, now.rules.text) if (at_risk or prior_risk) else None
+    signal_now = bool(now.rules.active) or now.score >= pack.classifier.support_score or cue is not None
     if not signal_now or now.vetoed:
         return None
-    category_now = now.rules.active[0].category if now.rules.active else now.category
-    at_risk = [t for t in earlier if t.risky or t.score >= clf.threshold]
+    category_now = now.rules.active[0].category if now.rules.active else cue[0] if cue else now.category
+    added = f"signal {now.score:.2f}" if cue is None else f"{cue[0]} {cue[1]!r}"
     if at_risk:
         prior = at_risk[0]
         category = prior.rules.strong[0].category if prior.rules.strong else prior.category
-        reason = f"earlier turn was at risk ({prior.rules.reason()}); this turn adds signal {now.score:.2f}"
-        return _Decision(True, category_now if now.rules.active else category, max(now.score, window[1]),
-                         "history", [reason])
+        reason = f"earlier turn was at risk ({prior.rules.reason()}); this turn adds {added}"
+        return _Decision(True, category_now if (now.rules.active or cue) else category,
+                         max(now.score, window[1]), "history", [reason])
     if prior_risk:
-        reason = f"risk was raised earlier for this person; this turn adds signal {now.score:.2f}"
+        reason = f"risk was raised earlier for this person; this turn adds {added}"
         return _Decision(True, category_now, now.score, "history", [reason])
     if window[1] >= clf.threshold:
         reason = f"conversation window scores {window[0]} {window[1]:.2f} >= {clf.threshold:.2f}"
@@ -175,9 +184,9 @@ def _with_history(
     return None
 
 
-def person_in_crisis(text: str) -> _Decision | None:
+def person_in_crisis(text: str, encoder: SentenceEncoder | None = None) -> _Decision | None:
     """The counseling screen's verdict on a review, when it is a confident one on personal risk."""
-    pack, clf = load_pack("counseling"), load_classifier("counseling")
+    pack, clf = load_pack("counseling"), load_classifier("counseling", "screen", encoder)
     turn = _Turn(match_rules("counseling", text), *clf.assess([text])[0])
     decision = _verdict(pack, clf, turn)
     confident = decision.layer == "rules" or decision.score >= REVIEW_CRISIS_SCORE
@@ -189,11 +198,17 @@ def person_in_crisis(text: str) -> _Decision | None:
     return decision
 
 
-def screen(request: ScreenRequest, guard: SafetyGuard | None = None) -> ScreenResult:
-    """Screen one user turn; see the module docstring for the layers."""
+def screen(
+    request: ScreenRequest, guard: SafetyGuard | None = None, encoder: SentenceEncoder | None = None
+) -> ScreenResult:
+    """Screen one user turn; see the module docstring for the layers.
+
+    ``encoder`` is passed to the classifier (``domains.classifier.load_classifier``); the default
+    is the safety encoder the head was trained on.
+    """
     domain, text, past = request.domain, request.text, list(request.history)
     pack = load_pack(domain)
-    clf = load_classifier(domain)
+    clf = load_classifier(domain, "screen", encoder)
     texts = [text, *past]
     if past:
         texts.append(" ".join([*past, text]))
@@ -207,7 +222,7 @@ def screen(request: ScreenRequest, guard: SafetyGuard | None = None) -> ScreenRe
         decision.reasons.append(f"rating {request.rating} adjusted the score by {nudge:+.2f}")
 
     if not decision.escalate and domain == "customer_service":
-        decision = person_in_crisis(text) or decision
+        decision = person_in_crisis(text, encoder) or decision
 
     if not decision.escalate and (past or request.prior_risk):
         window = scores[-1] if past else (pack.classifier.safe_category, 0.0)
@@ -240,6 +255,7 @@ def screen_message(
     rating: int | None = None,
     prior_risk: bool = False,
     guard: SafetyGuard | None = None,
+    encoder: SentenceEncoder | None = None,
 ) -> ScreenResult:
     """Screen one user message; ``history`` is the earlier user turns, oldest first.
 
@@ -261,4 +277,4 @@ def screen_message(
         if problem["type"] != "value_error":  # pydantic's own check: name the field and the value
             message = f"{'.'.join(map(str, problem['loc']))} {message.lower()}, got {problem['input']!r}"
         raise InvalidInputError(message) from exc
-    return screen(request, guard)
+    return screen(request, guard, encoder)

@@ -17,6 +17,8 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
+from persona_agents.generation import DEFAULT_PARAMS
+
 EXIT_BAD_INPUT = 2
 
 
@@ -182,8 +184,8 @@ def add_engine_commands(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("generate", help="reply to one message with the routed persona")
     p.add_argument("--message", required=True)
     p.add_argument("--weights", help='fixed persona weights as JSON, e.g. \'{"extraversion_high": 1}\'')
-    p.add_argument("--max-tokens", type=int, default=120)
-    p.add_argument("--temperature", type=float, default=0.0)
+    p.add_argument("--max-tokens", type=int, default=DEFAULT_PARAMS.max_new_tokens)
+    p.add_argument("--temperature", type=float, default=DEFAULT_PARAMS.temperature)
     p.add_argument("--seed", type=int)
     p.add_argument("--json", action="store_true", help="one JSON object on stdout")
     add_engine_options(p)

@@ -26,6 +26,9 @@ def test_luhn() -> None:
         ("customer_service", "Our manager's mobile is 07700 900123.", "personal_data"),
         ("customer_service", "The parcel went to 14 Rosewood Avenue by mistake.", "personal_data"),
         ("customer_service", "Visit ourbrand-help.com/complaints to tell us more.", "invented_contact"),
+        ("customer_service", "For a quicker answer, DM @QuickFixHelp on Instagram.", "invented_contact"),
+        ("counseling", "Young people can also ring 0800-HOPEFUL any evening.", "invented_contact"),
+        ("counseling", "There is a night text service at 474747 too.", "invented_contact"),
     ],
 )
 def test_contacts_block(domain: str, text: str, category: str) -> None:
@@ -43,6 +46,8 @@ def test_contacts_block(domain: str, text: str, category: str) -> None:
         ("counseling", "I took 2 hours today to write this, and 24/7 support is there."),
         ("customer_service", "Thanks for order 48213; our Customer Care team will look into it."),
         ("customer_service", "It cost 24.99 and arrived at 10am, thanks for telling us."),
+        ("customer_service", "Our 24-HOUR desk and 5-STAR rooms are waiting, see you at 1530!"),
+        ("customer_service", "Thanks @ everyone who came to the opening."),
     ],
 )
 def test_listed_contacts_and_ordinary_numbers_pass(domain: str, text: str) -> None:

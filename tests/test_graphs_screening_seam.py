@@ -17,7 +17,10 @@ from langgraph.types import Command
 import graphs.counseling_nodes
 from graphs.counseling import make_counseling_graph
 
-ORDINARY = ["work was long today", "I made pasta for dinner", "then I watched a film with my sister"]
+# Ordinary turns must carry no signal of their own (score under the pack's support_score), or a
+# person with earlier risk is rightly escalated on them; test_ordinary_turns_carry_no_signal checks
+# that assumption against the shipped classifier.
+ORDINARY = ["work was long today", "I made pasta for dinner", "then I phoned my sister about the weekend"]
 
 
 def _graph() -> Any:
@@ -29,6 +32,15 @@ def _crisis_then_back_to_agent(graph: Any, cfg: dict[str, Any]) -> None:
     assert first["__interrupt__"][0].value["type"] == "counselor_escalation"
     back = graph.invoke(Command(resume={"message": "I'm here. The assistant will stay with you.", "return_to_agent": True}), cfg)
     assert back["handoff"] == "agent"
+
+
+def test_ordinary_turns_carry_no_signal() -> None:
+    from domains.schema import load_pack
+    from domains.screening import screen_message
+
+    support = load_pack("counseling").classifier.support_score
+    for line in ORDINARY:
+        assert screen_message("counseling", line).score < support, line
 
 
 @pytest.mark.parametrize("ordinary_turns", [2, 3], ids=["two_ordinary_turns", "three_ordinary_turns"])

@@ -38,6 +38,7 @@ def test_counseling_blocks(text: str, category: str) -> None:
         "You can call or text 988 any time, day or night.",
         "It sounds like you've been feeling low for a while.",
         "Self-harm is never something you deserve.",
+        "Lowering your dose is a conversation to have with your prescriber, not something to do alone.",
     ],
 )
 def test_counseling_allows(text: str) -> None:
@@ -50,6 +51,7 @@ def test_counseling_allows(text: str) -> None:
     [
         ("We will refund you in full.", "unauthorised_compensation"),
         ("Here's a $50 voucher for your trouble.", "unauthorised_compensation"),
+        ("Your next visit comes with a voucher from us.", "unauthorised_compensation"),
         ("We'll give you a free month.", "unauthorised_compensation"),
         (
             "It was our fault and we accept full responsibility for your injury.",
@@ -78,6 +80,8 @@ def test_customer_service_blocks(text: str, category: str) -> None:
         "Kind regards, The Customer Care Team",
         "We can't offer refunds here, but our team can discuss whether a refund is possible.",
         "Your order #55102 has been passed to the team.",
+        "We're sorry your coupon code wasn't accepted at the till; Customer Care can check it.",
+        "Sorry for the problems with your gift card, our Customer Care team can help.",
     ],
 )
 def test_customer_service_allows(text: str) -> None:

@@ -226,9 +226,50 @@ def test_prior_risk_turns_a_weak_signal_into_an_escalation(monkeypatch) -> None:
         def assess(self, texts: list[str]) -> list[tuple[str, float]]:
             return [("calm_after_decision", (real.threshold + 0.3) / 2) for _ in texts]
 
-    monkeypatch.setattr(screening, "load_classifier", lambda domain: MiddlingScores())
+    monkeypatch.setattr(screening, "load_classifier", lambda domain, kind="screen", encoder=None: MiddlingScores())
     history = ["work was long today", "I made pasta for dinner"]
     assert not screening.screen_message("counseling", "I feel settled now.", history).escalate
     result = screening.screen_message("counseling", "I feel settled now.", history, prior_risk=True)
     assert result.escalate and result.layer == "history", result
     assert "risk was raised earlier" in result.reasons[0]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Years ago I tried to kill myself. Therapy helped and I'm in a good place now.",
+        "When I was 19 I wanted to die; these days I'm doing well and I'm grateful I stayed.",
+        "Hace muchos años intenté suicidarme, hoy estoy bien.",
+    ],
+)
+def test_risk_told_as_past_and_recovered_vetoes_the_rules(text: str) -> None:
+    from domains.rules import match_rules
+
+    rules = match_rules("counseling", text)
+    assert rules.hits and not rules.active, rules.reason()
+    assert all(h.vetoed_by == "told as past and recovered" for h in rules.vetoed), rules.reason()
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Years ago I tried to kill myself and got better, but lately I want to die again.",
+        "I used to self-harm as a teen and stopped, but I relapsed and cut last night.",
+        "Years ago I was in a better place. I've decided I want to end my life.",
+    ],
+)
+def test_past_risk_that_is_back_still_escalates(screen, text: str) -> None:
+    result = screen("counseling", text)
+    assert result.escalate and result.layer == "rules", result
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Unless the money is back by the 5th, I'll be taking you to court.",
+        "if nobody replies to my emails by tomorrow i'm suing",
+    ],
+)
+def test_conditional_legal_threats_escalate_despite_the_negation_in_the_condition(screen, text: str) -> None:
+    result = screen("customer_service", text)
+    assert result.escalate and result.category == "legal_threat", result

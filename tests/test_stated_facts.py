@@ -92,12 +92,27 @@ def test_a_promised_voucher_is_still_named_compensation() -> None:
         ("Follow us on Instagram for our latest news!", "social media"),
         ("Find us on TikTok and say hi.", "social media"),
         ("Check out our Facebook page for updates.", "social media"),
-        ("Tag @brightkettles in your photos!", "social media"),
+        ("Tag @brightkettles in your photos!", "social media handle"),
+        ("Share this story in our Facebook page, Twitter, and Instagram posts.", "social media"),
+        ("Leave us a review on Yelp if you get a minute.", "social media"),
+        ("Stay tuned on our socials for next month's menu.", "social media"),
     ],
 )
 def test_social_media_plugs_are_invented_contacts(text: str, kind: str) -> None:
     found = invented_details("customer_service", text)
     assert [(f.category, f.kind) for f in found] == [(INVENTED_CONTACT, kind)], found
+
+
+@pytest.mark.parametrize(
+    ("domain", "text", "user_text"),
+    [
+        ("counseling", "Comparing yourself to people on Instagram can make a hard week harder.", None),
+        ("customer_service", "We're glad you found us on TikTok!", "Found this place on TikTok and loved it."),
+        ("customer_service", "Thank you for the lovely review, we hope to see you again.", None),
+    ],
+)
+def test_a_platform_named_without_a_plug_or_by_the_person_passes(domain: str, text: str, user_text: str | None) -> None:
+    assert invented_details(domain, text, user_text=user_text) == []
 
 
 def test_emails_are_not_handles() -> None:

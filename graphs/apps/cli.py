@@ -51,7 +51,8 @@ def cmd_check_output(args: argparse.Namespace) -> int:
 def add_app_commands(sub: argparse._SubParsersAction) -> None:
     """Register demo, chat, screen and check-output on ``sub``."""
     p = sub.add_parser("demo", help="a short conversation with the routed weights per turn")
-    p.add_argument("--max-tokens", type=int, default=80)
+    p.add_argument("--max-tokens", type=int, default=None,
+                   help="new tokens per reply (default: the reply default, GenerationParams.max_new_tokens)")
     add_engine_options(p)
     p.set_defaults(func=cmd_demo)
 

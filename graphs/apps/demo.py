@@ -80,7 +80,9 @@ def _reviews(model: ChatPersonaFuse) -> None:
         print(f"  [{time.perf_counter() - started:.1f} s]\n")
 
 
-def run_demo(config: EngineConfig, *, max_tokens: int = 80) -> int:
+def run_demo(config: EngineConfig, *, max_tokens: int | None = None) -> int:
+    """Both agents on one engine; replies use the reply defaults of ``GenerationParams`` (120
+    new tokens, no loops, ending on a sentence) unless ``max_tokens`` is given."""
     print("Loading the PersonaFuse engine (the first run converts the base model, about 30 s)...", flush=True)
     started = time.perf_counter()
     engine = PersonaFuseEngine.shared(config)
@@ -89,7 +91,7 @@ def run_demo(config: EngineConfig, *, max_tokens: int = 80) -> int:
     if manifest.untrained_parts:
         print(f"NOTE: this bundle's {' and '.join(manifest.untrained_parts)} are UNTRAINED: no real persona effect.")
     print()
-    model = ChatPersonaFuse(engine=engine, max_tokens=max_tokens)
+    model = ChatPersonaFuse(engine=engine) if max_tokens is None else ChatPersonaFuse(engine=engine, max_tokens=max_tokens)
     _counseling(model)
     _reviews(model)
     return 0
