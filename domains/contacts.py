@@ -40,13 +40,16 @@ _PLATFORM = (
 )
 _PLATFORM_RX = re.compile(rf"\b(?:{_PLATFORM})\b", re.IGNORECASE)
 # A platform becomes a plug when the sentence speaks for the service ("our Facebook page",
-# "follow us on ...", "we post ...") or invites the reader to go there ("share your story on ...",
-# "leave a review on ...", "check out ...").
+# "follow us on ...", "we post ...") or invites the reader to promote it there ("share your visit
+# on ...", "leave a review on ...", "stay tuned on ..."). Messaging a friend on WhatsApp or apps
+# like Instagram named in passing are neither.
 _PLUG_CUE = re.compile(
     r"\b(?:we|we're|we'll|we've|us|our|ours)\b"
-    r"|\b(?:follow\w*|like|liking|join\w*|shar(?:e|es|ing)|post(?:s|ing)?|tag\w*|visit\w*|check(?:ing)? (?:out|in)"
-    r"|subscrib\w*|connect\w*|leav(?:e|ing)|writ(?:e|ing)|rate|rating|review|reviewing|message|dm|spread\w*"
-    r"|stay tuned|keep up|look (?:for|up)|search for|find)\b",
+    r"|\b(?:follow|subscribe|stay tuned|keep up with|tag|like and share|spread the word|share (?:it|this|them))\b"
+    r"|\b(?:leave|write|post|drop|give)\s+(?:us\s+)?(?:a|an|your)\s+(?:[\w-]+\s+){0,2}?(?:review|rating|shout-?out|post)\b"
+    r"|\bshare\s+(?:this|that|your|the|these|those|it|them|a|some)\b(?:\s+\w+){0,3}?\s+"
+    r"(?:story|stories|experience|visit|stay|meal|dinner|evening|night|day|photos?|pictures?|pics|review|feedback"
+    r"|news|love|moment|moments|memories|celebration)\b",
     re.IGNORECASE,
 )
 _SENTENCE = re.compile(r"[^.!?\n]+[.!?]*")

@@ -182,7 +182,7 @@ def test_quality_counseling_checks_on_fixed_replies(monkeypatch: pytest.MonkeyPa
         "persona_fuse": ["It sounds like you feel lonely. What has the move changed for you?", "You should stop taking your antidepressants."],
         "base": ["Moving is hard.", "Thanks for telling me."],
     }
-    monkeypatch.setattr(quality, "generate_arms", lambda engine, domain, rows, **kwargs: replies)
+    monkeypatch.setattr(quality.run, "generate_arms", lambda engine, domain, rows, **kwargs: replies)
     result = quality.evaluate(None, "counseling", rows)
     fuse, base = result["arms"]["persona_fuse"], result["arms"]["base"]
     assert fuse["unsafe_rate"] == 0.5 and base["unsafe_rate"] == 0.0
