@@ -16,8 +16,9 @@ class GenerationParams:
     evals); they are set here and nowhere else.
 
     - ``max_new_tokens=120``: a reply of three to five sentences (about 65-85 words);
-    - ``word_run_limit=2``: no run of four words (case and punctuation ignored,
-      ``persona_agents.repetition``) appears more than twice in a reply; the token that would
+    - ``word_run_limit=2``: no run of three words (case and punctuation ignored,
+      ``persona_agents.repetition``) appears more than twice in a reply, so no four-word run
+      does either; the token that would
       complete a third is refused and the next best taken (a sampled row draws again). It acts
       on words, so a model cannot loop around it by changing one token ("it's a wake-up call,
       and it's a wake up call");

@@ -5,11 +5,12 @@ digits; an apostrophe inside a word stays ("it's"), every other character separa
 ("wake-up call." gives "wake", "up", "call"), so case, punctuation and stray symbols never hide
 a repeat. A run is ``RUN_WORDS`` (4) consecutive words. A reply loops when one run starts at
 ``LOOP_TIMES`` (3) or more word positions (overlapping starts count: "no no no no no no"
-repeats "no no no no" three times).
+repeats "no no no no" three times). That is the quality eval's loop metric (:func:`repeated_run`).
 
-The same definition serves the decoding guard (:class:`WordRunGuard`, which refuses the token
-that would complete a run once too often) and the quality eval's loop metric
-(:func:`repeated_run`), so what the eval counts is what decoding prevents.
+The decoding guard (:class:`WordRunGuard`) refuses the token that would complete a run once too
+often. It watches runs of ``GUARD_RUN_WORDS`` (3) words: a phrase of three words said a third time
+("What's the plan? What's the plan? What's the plan?") reads as a loop too, and every four-word
+run contains a three-word one, so a reply it lets through never loops by the metric's definition.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from collections import Counter
 
 RUN_WORDS = 4
 LOOP_TIMES = 3
+GUARD_RUN_WORDS = 3
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 _INSIDE_WORD = re.compile(r"(?:[^\W_]|'|\ufffd)$")  # "\ufffd": a multi-byte character still arriving
 
@@ -54,7 +56,7 @@ def most_run_repeats(ws: list[str], n: int = RUN_WORDS) -> int:
 
 
 class WordRunGuard:
-    """Refuses text in which a run of ``RUN_WORDS`` words occurs more than ``limit`` times.
+    """Refuses text in which a run of ``run_words`` words occurs more than ``limit`` times.
 
     Decoding asks it three things: which words may not start next (:meth:`forbidden_next`: the
     run is stopped before its last word, so the model says something else rather than
@@ -63,37 +65,42 @@ class WordRunGuard:
     candidate token appended, holds such a run (:meth:`refuses`; only finished words count).
     """
 
-    def __init__(self, limit: int) -> None:
+    def __init__(self, limit: int, run_words: int = GUARD_RUN_WORDS) -> None:
         if limit < 1:
             raise ValueError(f"the word-run limit must be at least 1, got {limit}")
+        if run_words < 2:
+            raise ValueError(f"a run must be at least 2 words, got {run_words}")
         self.limit = limit
+        self.n = run_words
 
     def refuses(self, text: str, *, final: bool) -> bool:
         """Does ``text`` (what the reply would read) hold a run once too often?"""
-        return most_run_repeats(complete_words(text, final=final)) > self.limit
+        return most_run_repeats(complete_words(text, final=final), self.n) > self.limit
 
     def forbidden_next(self, text: str) -> tuple[set[str], bool]:
         """Words that may not come next, and whether the text ends inside a word.
 
-        The next word completes a run with the last three words (the word in progress counts
-        as finished: the next word can only start once it ends); a run that already occurs
-        ``limit`` times may not occur again, so its last word may not start here."""
+        The next word completes a run with the last ``run_words - 1`` words (the word in
+        progress counts as finished: the next word can only start once it ends); a run that
+        already occurs ``limit`` times may not occur again, so its last word may not start here."""
+        n = self.n
         inside = bool(_INSIDE_WORD.search(text))
         ws = words(text)
-        head = tuple(ws[-(RUN_WORDS - 1) :])
-        if len(head) < RUN_WORDS - 1:
+        head = tuple(ws[-(n - 1) :])
+        if len(head) < n - 1:
             return set(), inside
-        counts = Counter(tuple(ws[i : i + RUN_WORDS]) for i in range(len(ws) - RUN_WORDS + 1))
+        counts = Counter(tuple(ws[i : i + n]) for i in range(len(ws) - n + 1))
         return {run[-1] for run, n in counts.items() if run[:-1] == head and n >= self.limit}, inside
 
     def ending_refused(self, text: str) -> bool:
         """Would ending the word in progress now complete a run once too often?"""
         if not _INSIDE_WORD.search(text):
             return False
+        n = self.n
         ws = words(text)
-        if len(ws) < RUN_WORDS:
+        if len(ws) < n:
             return False
-        run = tuple(ws[-RUN_WORDS:])
+        run = tuple(ws[-n:])
         done = ws[:-1]
-        seen = sum(tuple(done[i : i + RUN_WORDS]) == run for i in range(len(done) - RUN_WORDS + 1))
+        seen = sum(tuple(done[i : i + n]) == run for i in range(len(done) - n + 1))
         return seen + 1 > self.limit

@@ -16,7 +16,8 @@ customer_service, per reply:
     such as thanks/sorry/feedback/experience/team do not count).
 Both domains (``reply_checks``):
   - repeated_run: a four-word run that occurs three or more times, case and punctuation ignored
-    (``persona_agents.repetition.repeated_run``);
+    (``persona_agents.repetition.repeated_run``); repeated_phrase: the same for a three-word
+    run (the run length the decoding guard watches: "What's the plan?" three times);
   - ends_complete: the reply ends at a sentence end (``persona_agents.sentences``);
   - invented_contacts / invented_facts: what ``domains.invented.invented_details`` finds (the
     output check's own code): contact details and personal data; amounts and policies that
@@ -30,7 +31,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from evals.metrics import mean, median, share
-from persona_agents.repetition import repeated_run
+from persona_agents.repetition import GUARD_RUN_WORDS, repeated_run
 
 # --- text helpers -------------------------------------------------------------------------
 
@@ -173,11 +174,14 @@ def reply_checks(domain: str, user_text: str, reply: str) -> dict[str, Any]:
     from persona_agents.sentences import last_sentence_end
 
     run = repeated_run(reply)
+    phrase = repeated_run(reply, n=GUARD_RUN_WORDS)
     findings = invented_details(domain, reply, user_text=user_text) if reply.strip() else []
     stripped = reply.strip()
     return {
         "repeated_run": run is not None,
         "repeated_words": run,
+        "repeated_phrase": phrase is not None,
+        "repeated_phrase_words": phrase,
         "ends_complete": bool(stripped) and last_sentence_end(stripped, final=True) == len(stripped),
         "invented_contacts": [f.reason() for f in findings if f.category != INVENTED_FACT],
         "invented_facts": [f.reason() for f in findings if f.category == INVENTED_FACT],
@@ -220,6 +224,7 @@ def summarise_shared(checks: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     """Loops, endings and invented details over one arm's replies (counts are replies)."""
     return {
         "repeated_run_rate": rate([c["repeated_run"] for c in checks]),
+        "repeated_phrase_rate": rate([c["repeated_phrase"] for c in checks]),
         "ends_complete_rate": rate([c["ends_complete"] for c in checks]),
         "invented_contact_replies": sum(bool(c["invented_contacts"]) for c in checks),
         "invented_fact_replies": sum(bool(c["invented_facts"]) for c in checks),
