@@ -11,6 +11,8 @@ The decoding guard (:class:`WordRunGuard`) refuses the token that would complete
 often. It watches runs of ``GUARD_RUN_WORDS`` (3) words: a phrase of three words said a third time
 ("What's the plan? What's the plan? What's the plan?") reads as a loop too, and every four-word
 run contains a three-word one, so a reply it lets through never loops by the metric's definition.
+It also lets no run of ``ECHO_RUN_WORDS`` (5) words come back at all: a reply that says each
+sentence twice ("I'm so proud of you. I'm so proud of you.") keeps every three-word run to two.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from collections import Counter
 RUN_WORDS = 4
 LOOP_TIMES = 3
 GUARD_RUN_WORDS = 3
+ECHO_RUN_WORDS = 5
 _WORD = re.compile(r"[^\W_]+(?:'[^\W_]+)*")
 _INSIDE_WORD = re.compile(r"(?:[^\W_]|'|\ufffd)$")  # "\ufffd": a multi-byte character still arriving
 
@@ -56,7 +59,8 @@ def most_run_repeats(ws: list[str], n: int = RUN_WORDS) -> int:
 
 
 class WordRunGuard:
-    """Refuses text in which a run of ``run_words`` words occurs more than ``limit`` times.
+    """Refuses text in which a run of ``run_words`` words occurs more than ``limit`` times, or a
+    run of ``echo_words`` words comes back at all (0: no such rule).
 
     Decoding asks it three things: which words may not start next (:meth:`forbidden_next`: the
     run is stopped before its last word, so the model says something else rather than
@@ -65,42 +69,52 @@ class WordRunGuard:
     candidate token appended, holds such a run (:meth:`refuses`; only finished words count).
     """
 
-    def __init__(self, limit: int, run_words: int = GUARD_RUN_WORDS) -> None:
+    def __init__(self, limit: int, run_words: int = GUARD_RUN_WORDS, echo_words: int = ECHO_RUN_WORDS) -> None:
         if limit < 1:
             raise ValueError(f"the word-run limit must be at least 1, got {limit}")
         if run_words < 2:
             raise ValueError(f"a run must be at least 2 words, got {run_words}")
+        if echo_words and echo_words <= run_words:
+            raise ValueError(f"echo_words must be longer than run_words ({run_words}) or 0, got {echo_words}")
         self.limit = limit
         self.n = run_words
+        # (run length, how often a run of that length may occur)
+        self.rules: tuple[tuple[int, int], ...] = ((run_words, limit),) + (((echo_words, 1),) if echo_words else ())
 
     def refuses(self, text: str, *, final: bool) -> bool:
         """Does ``text`` (what the reply would read) hold a run once too often?"""
-        return most_run_repeats(complete_words(text, final=final), self.n) > self.limit
+        ws = complete_words(text, final=final)
+        return any(most_run_repeats(ws, n) > times for n, times in self.rules)
 
     def forbidden_next(self, text: str) -> tuple[set[str], bool]:
         """Words that may not come next, and whether the text ends inside a word.
 
-        The next word completes a run with the last ``run_words - 1`` words (the word in
-        progress counts as finished: the next word can only start once it ends); a run that
-        already occurs ``limit`` times may not occur again, so its last word may not start here."""
-        n = self.n
+        The next word completes a run with the last ``n - 1`` words (the word in progress
+        counts as finished: the next word can only start once it ends); a run that already
+        occurs as often as its rule allows may not occur again, so its last word may not start
+        here."""
         inside = bool(_INSIDE_WORD.search(text))
         ws = words(text)
-        head = tuple(ws[-(n - 1) :])
-        if len(head) < n - 1:
-            return set(), inside
-        counts = Counter(tuple(ws[i : i + n]) for i in range(len(ws) - n + 1))
-        return {run[-1] for run, n in counts.items() if run[:-1] == head and n >= self.limit}, inside
+        forbidden: set[str] = set()
+        for n, times in self.rules:
+            head = tuple(ws[-(n - 1) :])
+            if len(head) < n - 1:
+                continue
+            counts = Counter(tuple(ws[i : i + n]) for i in range(len(ws) - n + 1))
+            forbidden |= {run[-1] for run, seen in counts.items() if run[:-1] == head and seen >= times}
+        return forbidden, inside
 
     def ending_refused(self, text: str) -> bool:
         """Would ending the word in progress now complete a run once too often?"""
         if not _INSIDE_WORD.search(text):
             return False
-        n = self.n
         ws = words(text)
-        if len(ws) < n:
-            return False
-        run = tuple(ws[-n:])
         done = ws[:-1]
-        seen = sum(tuple(done[i : i + n]) == run for i in range(len(done) - n + 1))
-        return seen + 1 > self.limit
+        for n, times in self.rules:
+            if len(ws) < n:
+                continue
+            run = tuple(ws[-n:])
+            seen = sum(tuple(done[i : i + n]) == run for i in range(len(done) - n + 1))
+            if seen + 1 > times:
+                return True
+        return False

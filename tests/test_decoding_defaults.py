@@ -103,16 +103,17 @@ def test_the_token_ngram_rule_when_asked_for(tiny_engine: PersonaFuseEngine, loo
 
 
 def test_the_guard_stops_a_run_before_its_last_word(tiny_engine: PersonaFuseEngine, looping: PhraseBias) -> None:
-    """The third "it is a" is stopped before "a" starts, so no word is mangled to dodge it."""
+    """The second "it is a wake up" (a five-word run) is stopped before "up" starts, so no word
+    is mangled to dodge it."""
     reply = tiny_engine.generate("hi", persona_weights=BASE_ONLY, params=GenerationParams(max_new_tokens=80)).text
-    twice = LOOP * 2 + "it is "
+    twice = LOOP + "it is a wake "
     assert reply.startswith(twice), reply
-    assert not reply[len(twice) :].lower().startswith("a "), reply
+    assert not reply[len(twice) :].lower().startswith("u"), reply
     assert sum(w.startswith("wa") for w in words(reply)) == 2, reply
 
 
 def test_word_run_guard_rules() -> None:
-    guard = WordRunGuard(2, run_words=4)
+    guard = WordRunGuard(2, run_words=4, echo_words=0)
     assert guard.forbidden_next("A b, c d. a b c d; A B C") == ({"d"}, True)  # case and punctuation ignored
     assert guard.forbidden_next("a b c d a b c d a b c ") == ({"d"}, False)
     assert guard.forbidden_next("a b c d a b c") == (set(), True)  # one earlier run: a second is allowed
@@ -124,6 +125,9 @@ def test_word_run_guard_rules() -> None:
     assert phrases.forbidden_next("What's the plan? What's the plan? What's the ") == ({"plan"}, False)
     assert phrases.refuses("You're not alone, and you're not alone. You're not alone", final=True)
     assert not phrases.refuses("You're not alone, and you're not alone. You're not", final=True)
+    assert phrases.forbidden_next("I'm so proud of you. I'm so proud of ") == ({"you"}, False)  # no sentence twice
+    assert phrases.refuses("I'm so proud of you. I'm so proud of you.", final=True)
+    assert not phrases.refuses("I'm so proud of you. I'm so proud of everything.", final=True)
 
 
 @pytest.mark.parametrize("seed", [0, 1, 2])

@@ -274,3 +274,20 @@ def test_bench_on_tiny_model_peft_arms_are_exact(roomy_engine: PersonaFuseEngine
         assert isinstance(result[key], float) and result[key] > 0, key
     assert all(len(result["timings_s"][arm]) == 2 for arm in bench.ARMS)
     assert roomy_engine.model.generation_config.min_new_tokens is None  # restored
+
+
+def test_loop_sweep_counts_per_decoding(roomy_engine: PersonaFuseEngine) -> None:
+    """Every message under every setting, once per decoding, each summarised on its own."""
+    from evals.quality.sweep import run_sweep
+    from persona_agents.generation import GenerationParams
+
+    messages = [[{"role": "user", "content": "I feel lonely."}], [{"role": "user", "content": "The kettle broke."}]]
+    params = {"raw": GenerationParams.raw(max_new_tokens=6), "defaults": GenerationParams(max_new_tokens=6)}
+    result = run_sweep(roomy_engine, messages, params, temperatures=(0.0, 0.8), personas=("routed", "base"))
+    assert result["messages"] == 2 and set(result["decodings"]) == {"raw", "defaults"}
+    for name, summary in result["decodings"].items():
+        assert summary["n"] == 8, name  # 2 messages x 2 temperatures x 2 personas
+        assert 0.0 <= summary["repeated_phrase_share"] <= 1.0 and 0.0 <= summary["ends_complete_share"] <= 1.0
+        assert summary["settings"]["max_new_tokens"] == 6
+    assert result["decodings"]["defaults"]["settings"]["word_run_limit"] == 2
+    assert result["decodings"]["raw"]["settings"]["word_run_limit"] == 0

@@ -12,7 +12,8 @@ one-hot poles), each sampled row seeded by its position. Decodings compared:
 - ``defaults``: ``GenerationParams``' reply defaults (the word-run guard and the sentence cut).
 
 For each decoding: the share of replies with a repeated four-word run
-(``persona_agents.repetition``) and the share that end on a complete sentence.
+(``persona_agents.repetition``), the same for a three-word run (the phrase the guard watches), and
+the share that end on a complete sentence.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ from evals.common import (
 )
 from evals.quality.data import load_rows
 from evals.quality.run import conversation
-from persona_agents.repetition import repeated_run
+from persona_agents.repetition import GUARD_RUN_WORDS, repeated_run
 
 TEMPERATURES = (0.0, 0.8)
 PERSONAS: tuple[str, ...] = ("routed", "base", "extraversion_high", "neuroticism_high")
@@ -96,6 +97,7 @@ def run_sweep(engine: Any, messages: Sequence[Any], params: Mapping[str, Any], *
             "n": len(rows),
             "repeated_run_replies": len(loops),
             "repeated_run_share": len(loops) / len(rows),
+            "repeated_phrase_share": sum(repeated_run(t, n=GUARD_RUN_WORDS) is not None for _, t in rows) / len(rows),
             "ends_complete_share": sum(complete) / len(rows),
             "mean_words": sum(len(t.split()) for _, t in rows) / len(rows),
             "loops": [{"temperature": j[1], "persona": j[2], "message": j[3], "run": run, "reply": text}
@@ -105,8 +107,9 @@ def run_sweep(engine: Any, messages: Sequence[Any], params: Mapping[str, Any], *
 
 
 def _table(result: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    headers = ["decoding", "n", "repeated-run replies", "share", "ends complete", "mean words"]
-    rows = [[name, d["n"], d["repeated_run_replies"], d["repeated_run_share"], d["ends_complete_share"], d["mean_words"]]
+    headers = ["decoding", "n", "repeated-run replies", "share", "3-word share", "ends complete", "mean words"]
+    rows = [[name, d["n"], d["repeated_run_replies"], d["repeated_run_share"], d["repeated_phrase_share"],
+             d["ends_complete_share"], d["mean_words"]]
             for name, d in result["decodings"].items()]
     return headers, rows
 
