@@ -381,6 +381,9 @@ def test_reply_checks_and_their_summary() -> None:
     assert looping["repeated_run"] and looping["repeated_words"] == "you are not alone"
     phrase = quality.reply_checks("counseling", "Plan?", "What's the plan? What's the plan? What's the plan?")
     assert not phrase["repeated_run"] and phrase["repeated_phrase_words"] == "what's the plan"
+    assert phrase["echoed_words"] == "what's the plan what's the"
+    twice = quality.reply_checks("counseling", "I did it.", "I'm so proud of you. I'm so proud of you.")
+    assert twice["echoed_run"] and not twice["repeated_phrase"]
     assert looping["ends_complete"] is False
     invented = quality.reply_checks("customer_service", "Broken kettle.", "Call us on 0800 123 4567. Enjoy 20% off next time.")
     assert invented["invented_contacts"] == ["invented_contact: phone number '0800 123 4567'"]
@@ -389,5 +392,6 @@ def test_reply_checks_and_their_summary() -> None:
     assert repeated["invented_facts"] == [] and repeated["ends_complete"] is True
     summary = quality.summarise_shared([looping, invented, repeated])
     assert summary == {"repeated_run_rate": pytest.approx(1 / 3), "repeated_phrase_rate": pytest.approx(1 / 3),
+                       "echoed_run_rate": pytest.approx(1 / 3),
                        "ends_complete_rate": pytest.approx(2 / 3),
                        "invented_contact_replies": 1, "invented_fact_replies": 1}

@@ -17,7 +17,8 @@ customer_service, per reply:
 Both domains (``reply_checks``):
   - repeated_run: a four-word run that occurs three or more times, case and punctuation ignored
     (``persona_agents.repetition.repeated_run``); repeated_phrase: the same for a three-word
-    run (the run length the decoding guard watches: "What's the plan?" three times);
+    run (the run length the decoding guard watches: "What's the plan?" three times); echoed_run:
+    a five-word run that occurs twice (a sentence said again: "I'm so proud of you." twice);
   - ends_complete: the reply ends at a sentence end (``persona_agents.sentences``);
   - invented_contacts / invented_facts: what ``domains.invented.invented_details`` finds (the
     output check's own code): contact details and personal data; amounts and policies that
@@ -31,7 +32,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from evals.metrics import mean, median, share
-from persona_agents.repetition import GUARD_RUN_WORDS, repeated_run
+from persona_agents.repetition import ECHO_RUN_WORDS, GUARD_RUN_WORDS, repeated_run
 
 # --- text helpers -------------------------------------------------------------------------
 
@@ -175,6 +176,7 @@ def reply_checks(domain: str, user_text: str, reply: str) -> dict[str, Any]:
 
     run = repeated_run(reply)
     phrase = repeated_run(reply, n=GUARD_RUN_WORDS)
+    echo = repeated_run(reply, n=ECHO_RUN_WORDS, times=2)
     findings = invented_details(domain, reply, user_text=user_text) if reply.strip() else []
     stripped = reply.strip()
     return {
@@ -182,6 +184,8 @@ def reply_checks(domain: str, user_text: str, reply: str) -> dict[str, Any]:
         "repeated_words": run,
         "repeated_phrase": phrase is not None,
         "repeated_phrase_words": phrase,
+        "echoed_run": echo is not None,
+        "echoed_words": echo,
         "ends_complete": bool(stripped) and last_sentence_end(stripped, final=True) == len(stripped),
         "invented_contacts": [f.reason() for f in findings if f.category != INVENTED_FACT],
         "invented_facts": [f.reason() for f in findings if f.category == INVENTED_FACT],
@@ -225,6 +229,7 @@ def summarise_shared(checks: Sequence[Mapping[str, Any]]) -> dict[str, Any]:
     return {
         "repeated_run_rate": rate([c["repeated_run"] for c in checks]),
         "repeated_phrase_rate": rate([c["repeated_phrase"] for c in checks]),
+        "echoed_run_rate": rate([c["echoed_run"] for c in checks]),
         "ends_complete_rate": rate([c["ends_complete"] for c in checks]),
         "invented_contact_replies": sum(bool(c["invented_contacts"]) for c in checks),
         "invented_fact_replies": sum(bool(c["invented_facts"]) for c in checks),

@@ -12,8 +12,8 @@ one-hot poles), each sampled row seeded by its position. Decodings compared:
 - ``defaults``: ``GenerationParams``' reply defaults (the word-run guard and the sentence cut).
 
 For each decoding: the share of replies with a repeated four-word run
-(``persona_agents.repetition``), the same for a three-word run (the phrase the guard watches), and
-the share that end on a complete sentence.
+(``persona_agents.repetition``), the same for a three-word run (the phrase the guard watches), the share
+with a five-word run said twice, and the share that end on a complete sentence.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from evals.common import (
 )
 from evals.quality.data import load_rows
 from evals.quality.run import conversation
-from persona_agents.repetition import GUARD_RUN_WORDS, repeated_run
+from persona_agents.repetition import ECHO_RUN_WORDS, GUARD_RUN_WORDS, repeated_run
 
 TEMPERATURES = (0.0, 0.8)
 PERSONAS: tuple[str, ...] = ("routed", "base", "extraversion_high", "neuroticism_high")
@@ -98,6 +98,7 @@ def run_sweep(engine: Any, messages: Sequence[Any], params: Mapping[str, Any], *
             "repeated_run_replies": len(loops),
             "repeated_run_share": len(loops) / len(rows),
             "repeated_phrase_share": sum(repeated_run(t, n=GUARD_RUN_WORDS) is not None for _, t in rows) / len(rows),
+            "echoed_run_share": sum(repeated_run(t, n=ECHO_RUN_WORDS, times=2) is not None for _, t in rows) / len(rows),
             "ends_complete_share": sum(complete) / len(rows),
             "mean_words": sum(len(t.split()) for _, t in rows) / len(rows),
             "loops": [{"temperature": j[1], "persona": j[2], "message": j[3], "run": run, "reply": text}
@@ -107,9 +108,10 @@ def run_sweep(engine: Any, messages: Sequence[Any], params: Mapping[str, Any], *
 
 
 def _table(result: Mapping[str, Any]) -> tuple[list[str], list[list[Any]]]:
-    headers = ["decoding", "n", "repeated-run replies", "share", "3-word share", "ends complete", "mean words"]
+    headers = ["decoding", "n", "repeated-run replies", "share", "3-word share", "5-word echo share", "ends complete",
+               "mean words"]
     rows = [[name, d["n"], d["repeated_run_replies"], d["repeated_run_share"], d["repeated_phrase_share"],
-             d["ends_complete_share"], d["mean_words"]]
+             d["echoed_run_share"], d["ends_complete_share"], d["mean_words"]]
             for name, d in result["decodings"].items()]
     return headers, rows
 
