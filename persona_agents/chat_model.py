@@ -80,7 +80,7 @@ class ChatPersonaFuse(BaseChatModel):
     no_repeat_ngram_size: int = Field(DEFAULT_PARAMS.no_repeat_ngram_size, ge=0, le=64,
                                       description="no run of this many tokens twice in a reply; 0 turns it off")
     word_run_limit: int = Field(DEFAULT_PARAMS.word_run_limit, ge=0, le=16,
-                                description="a run of three words occurs at most this often in a reply; 0 turns it off")
+                                description="a run of three words occurs at most this often in a reply, and a run of five words once; 0 turns the guard off")
     end_at_sentence: bool = Field(DEFAULT_PARAMS.end_at_sentence,
                                   description="a reply that runs out of tokens ends at its last complete sentence")
     seed: int | None = None

@@ -11,8 +11,8 @@ output), no-repeat n-grams (over the output only), minimum length, temperature, 
 row samples with its own seeded generator. The n-gram rule bans a token that would repeat an
 n-token run already in the reply, unless the run holds no letter at all (digits, spaces and
 punctuation: phone numbers like "1800 247 247" repeat such runs legitimately). The word-run
-guard (``persona_agents.repetition``) keeps a run of three words from occurring once too often:
-the tokens that would start the run's last word are taken out (the model says something else);
+guard (``persona_agents.repetition``) keeps a run of three words from occurring once too often,
+and one of five words from coming back: the tokens that would start the run's last word are taken out (the model says something else);
 if the model is inside that word anyway, the tokens that would end it are taken out; and a
 chosen token that would still complete the run (a word ending inside the token) is taken out and
 the choice made again.
@@ -43,7 +43,7 @@ class Row:
     top_p: float = 1.0
     repetition_penalty: float = 1.0
     no_repeat_ngram_size: int = 0
-    word_run_limit: int = 0  # 0: off; else a run of three words may occur at most this many times
+    word_run_limit: int = 0  # 0: off; else a run of three words may occur at most this many times (five words: once)
     seed: int | None = None
     owner: Any = None  # the scheduler's request
     ids: list[int] = field(default_factory=list)

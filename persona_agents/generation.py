@@ -18,10 +18,11 @@ class GenerationParams:
     - ``max_new_tokens=120``: a reply of three to five sentences (about 65-85 words);
     - ``word_run_limit=2``: no run of three words (case and punctuation ignored,
       ``persona_agents.repetition``) appears more than twice in a reply, so no four-word run
-      does either; the token that would
-      complete a third is refused and the next best taken (a sampled row draws again). It acts
-      on words, so a model cannot loop around it by changing one token ("it's a wake-up call,
-      and it's a wake up call");
+      does either, and no run of five words comes back at all (a sentence said twice); the
+      word that would break the rule may not start (the model says something else), and a
+      token that would still complete such a run is refused and the next best taken (a sampled
+      row draws again). It acts on words, so a model cannot loop around it by changing one
+      token ("it's a wake-up call, and it's a wake up call");
     - ``end_at_sentence=True``: a reply that runs out of tokens (or of ``max_time``) is cut back
       to its last complete sentence (``persona_agents.sentences.trim_to_sentence``; a reply
       without any sentence end is kept whole, so a reply is never emptied). Streams then hold

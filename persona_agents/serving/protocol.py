@@ -56,7 +56,7 @@ class ChatCompletionRequest(BaseModel):
     )
     repetition_penalty: float | None = Field(None, ge=0.5, le=2.0)
     no_repeat_ngram_size: int | None = Field(None, ge=0, le=64, description="0 turns the n-gram rule off")
-    word_run_limit: int | None = Field(None, ge=0, le=16, description="a four-word run occurs at most this often; 0: off")
+    word_run_limit: int | None = Field(None, ge=0, le=16, description="a three-word run occurs at most this often (a five-word run once); 0: off")
     end_at_sentence: bool | None = Field(None, description="cut a reply that runs out of tokens back to a sentence end")
     min_tokens: int = Field(0, ge=0, le=32_768)
     timeout: float | None = Field(None, gt=0, le=3600, description="seconds for this request, queueing included")
