@@ -29,6 +29,8 @@ import copy
 import os
 import threading
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from functools import cache
 from typing import Literal, Protocol, get_args, runtime_checkable
 
@@ -62,6 +64,20 @@ def safety_threads() -> int:
     return threads
 
 
+@contextmanager
+def intra_op_threads(threads: int | None) -> Iterator[None]:
+    """Run the block with ``threads`` intra-op threads (None: as it is), then restore the setting."""
+    if threads is None:
+        yield
+        return
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
 class ThreadLimitedEncoder:
     """Runs another encoder with a fixed number of intra-op threads for the calling thread.
 
@@ -81,12 +97,8 @@ class ThreadLimitedEncoder:
         return int(getattr(self.inner, "dim", 384))
 
     def encode(self, texts: list[str]) -> torch.Tensor:
-        previous = torch.get_num_threads()
-        torch.set_num_threads(self.threads)
-        try:
+        with intra_op_threads(self.threads):
             return self.inner.encode(texts)
-        finally:
-            torch.set_num_threads(previous)
 
 
 def quantised_copy(encoder: object) -> object:

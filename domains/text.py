@@ -50,6 +50,7 @@ _LEET_TOKEN = re.compile(r"[a-z0-9@$!]+")
 _SPACED_PHRASE = re.compile(r"\b[a-z](?: [a-z])+(?: {2,}[a-z](?: [a-z])*)+\b")
 _SPACED_LETTERS = re.compile(r"\b[a-z](?P<sep>[ .\-_*/]{1,2})[a-z](?:(?P=sep)[a-z])+\b\.?")
 _STAR_IN_WORD = re.compile(r"(?<=[a-z])\*+(?=[a-z])")
+_ONE_LETTER_WORDS = frozenset("ai")
 
 # Community slang and self-censored spellings, mapped to the plain words the rules expect.
 _SLANG: tuple[tuple[str, str], ...] = (
@@ -125,13 +126,35 @@ def collapse_repeats(text: str, keep: int = 2) -> str:
     return re.sub(r"([a-z])\1{2,}", lambda m: m.group(1) * keep, text)
 
 
-def normalise(text: str, *, keep_repeats: int = 2) -> str:
-    """Lowercased, de-obfuscated text for matching. Not for display."""
+def _join_spaced(run: str, edge_words: bool) -> str:
+    """ "k i l l" -> "kill". With ``edge_words``, a one-letter word at either end stays a word:
+    "s u i c i d e a" -> "suicide a" ("about s u i c i d e a lot"), "i k i l l" -> "i kill"."""
+    letters = re.sub(r"[^a-z]", "", run)
+    if not edge_words or len(letters) < 5:
+        return letters
+    lead = letters[0] if letters[0] in _ONE_LETTER_WORDS and run[1:2] == " " else ""
+    trail = letters[-1] if letters[-1] in _ONE_LETTER_WORDS and run[-2:-1] == " " else ""
+    core = letters[len(lead) : len(letters) - len(trail)]
+    return " ".join(part for part in (lead, core, trail) if part)
+
+
+def _decode_leet_text(text: str) -> str:
+    decoded = _LEET_TOKEN.sub(_decode_leet, text)
+    if decoded != text:  # once a message is written in leetspeak, a lone "1" is the word "I"
+        decoded = re.sub(r"(?<![\d.,])\b1\b(?![\d.,])", "i", decoded)
+    return decoded
+
+
+def normalise(text: str, *, keep_repeats: int = 2, edge_words: bool = False) -> str:
+    """Lowercased, de-obfuscated text for matching. Not for display.
+
+    ``edge_words`` reads a spelled-out run's first or last letter as a word of its own when it can
+    be one ("a", "i"); ``normalised_variants`` tries both readings."""
     t = fold(text).casefold()
     t = _STAR_IN_WORD.sub("i", t)
     t = _SPACED_PHRASE.sub(lambda m: " ".join(w.replace(" ", "") for w in re.split(r" {2,}", m.group(0))), t)
-    t = _SPACED_LETTERS.sub(lambda m: re.sub(r"[^a-z]", "", m.group(0)), t)
-    t = _LEET_TOKEN.sub(_decode_leet, t)
+    t = _SPACED_LETTERS.sub(lambda m: _join_spaced(m.group(0), edge_words), t)
+    t = _decode_leet_text(t)
     t = collapse_repeats(t, keep_repeats)
     for pattern, repl in _SLANG_RE:
         t = pattern.sub(repl, t)
@@ -139,7 +162,9 @@ def normalise(text: str, *, keep_repeats: int = 2) -> str:
 
 
 def normalised_variants(text: str) -> list[str]:
-    """Two readings of repeated letters: "killll" -> "kill", "dieeee" -> "die"."""
-    a = normalise(text, keep_repeats=2)
-    b = normalise(text, keep_repeats=1)
-    return [a] if a == b else [a, b]
+    """Every reading the rules try: repeated letters kept at two or one ("killll" -> "kill",
+    "dieeee" -> "die"), and spelled-out runs with or without one-letter words at their edges."""
+    readings = (
+        normalise(text, keep_repeats=keep, edge_words=edge) for edge in (False, True) for keep in (2, 1)
+    )
+    return list(dict.fromkeys(readings))

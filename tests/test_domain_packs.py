@@ -152,6 +152,24 @@ def test_repeated_letters_give_two_readings() -> None:
     assert "i want to die" in normalised_variants("I wanna diiieeee")
 
 
+@pytest.mark.parametrize(
+    ("text", "reading"),
+    [
+        ("i think about s u i c i d e a lot", "i think about suicide a lot"),
+        ("i k i l l", "i kill"),
+    ],
+)
+def test_spelled_out_runs_also_read_with_one_letter_words_at_their_edges(text: str, reading: str) -> None:
+    readings = normalised_variants(text)
+    assert reading in readings
+    assert normalise(text) in readings  # the plain join stays a reading: "a l o n e" is "alone"
+
+
+def test_a_lone_one_is_the_word_i_only_in_leetspeak() -> None:
+    assert normalise("w1sh 1 w4s d34d") == "wish i was dead"
+    assert normalise("I have 1 kid and 1.5 jobs") == "i have 1 kid and 1.5 jobs"
+
+
 def test_validate_user_text() -> None:
     with pytest.raises(InvalidInputError, match="empty"):
         validate_user_text("   \n")

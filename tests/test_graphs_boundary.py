@@ -84,7 +84,8 @@ def test_operator_update_cannot_lower_risk_or_break_the_thread() -> None:
     assert graph.get_state(cfg).next == ("escalate",)
     result = graph.invoke(Command(resume={"message": "I'm here.", "return_to_agent": True}), cfg)
     assert result["messages"][-1].content == "I'm here."
-    result = graph.invoke({"messages": ["thanks, a bit calmer"]}, cfg)
+    # Not "thanks, a bit calmer": after risk, sudden calm is itself a warning sign (pack after_risk).
+    result = graph.invoke({"messages": ["thanks. can we talk about my exams?"]}, cfg)
     assert result["persona"]["source"] == "crisis_override"
 
 

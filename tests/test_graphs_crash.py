@@ -124,8 +124,15 @@ def test_two_processes_on_one_thread_are_serialised(tmp_path: Path) -> None:
         )
         for _ in range(2)
     ]
-    outputs = [p.communicate(f"{line}\n", timeout=180) for p, line in zip(procs, ["first writer", "second writer"])]
+    for proc in procs:  # both have opened the thread and wait for input: now send both lines at once
+        banner = proc.stdout.readline()  # type: ignore[union-attr]
+        assert "messages so far" in banner, (banner, proc.stderr.read() if proc.poll() is not None else "")  # type: ignore[union-attr]
+    for proc, line in zip(procs, ["first writer", "second writer"]):
+        proc.stdin.write(f"{line}\n")  # type: ignore[union-attr]
+        proc.stdin.flush()  # type: ignore[union-attr]
+    outputs = [proc.communicate(timeout=180) for proc in procs]
     assert [p.returncode for p in procs] == [0, 0], [o[1][-1000:] for o in outputs]
+    assert not any("rejected" in o[0] for o in outputs), [o[0] for o in outputs]
     _, state = inspect(db)
     pairs = [(m.type, m.content) for m in state.values["messages"]]
     assert sorted(c for t, c in pairs if t == "human") == ["first writer", "second writer"]

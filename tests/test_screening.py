@@ -194,6 +194,21 @@ def test_spaced_look_alike_and_mojibake_spellings_escalate(screen, text: str) ->
     assert screen("counseling", text).escalate, text
 
 
+@pytest.mark.parametrize(
+    "text",
+    [
+        "i think about s u i c i d e a lot",
+        "w1sh 1 w4s d34d lol",
+        "He tomado muchas pastillas hace un rato y me siento mareado.",
+        "J'ai avalé une boîte de cachets il y a une heure",
+        "Ich habe eine ganze Packung Schlaftabletten geschluckt",
+    ],
+)
+def test_evasions_and_overdoses_in_other_languages_are_caught_by_the_rules(screen, text: str) -> None:
+    result = screen("counseling", text)
+    assert result.escalate and result.layer == "rules", (text, result.layer)
+
+
 @pytest.mark.parametrize("text", ["I want to k i l l myself", "I want to k\u0456ll myself", "I can\u00e2\u20ac\u2122t do this anymore, I want to die"])
 def test_screen_cli_escalates_evasions(capsys, text: str) -> None:
     import json
