@@ -33,12 +33,14 @@ class GenerationParams:
       tokens of the reply (runs without a letter, such as the digits of "1800 247 247", are
       exempt). On the quality sets (greedy, 22 rows per domain), penalty 1.15 with 4-token
       n-grams kept the model from echoing the person's words (routed reflection 0.59 -> 0.18,
-      complaints addressed 0.50 -> 0.14); 4-token n-grams with the guard blocked one more
-      counseling draft and left two fewer reviews passing every check than the guard alone.
+      complaints addressed 0.50 -> 0.14); 4-token n-grams with the guard (then on four-word runs)
+      blocked one more counseling draft and left two fewer reviews passing every check than the
+      guard alone.
 
     Without these rules (the old defaults) 14-59% of the default model's greedy replies on the
-    quality sets (per domain and arm) repeat a four-word run three times or more, and 22 of 96
-    on a sweep of temperatures and personas (``python -m evals.quality.sweep``); with them, none.
+    quality sets (per domain and arm) repeat a four-word run three times or more, and 12 of 32
+    on a sweep of temperatures and personas (``python -m evals.quality.sweep --messages 4``);
+    with them, none, and none repeats a three-word phrase three times or a five-word run twice.
     :meth:`raw` turns every rule off (benches, exactness tests against transformers).
     """
 
