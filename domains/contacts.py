@@ -28,6 +28,15 @@ _URL = re.compile(
 # Digit runs with the separators phone and card numbers are written with.
 _DIGITS = re.compile(r"(?<![\w.,/])\+?\(?\d[\d \-().]{1,22}\d(?![\w/%])|(?<![\w.,/])\d{2,}(?![\w/%])")
 _CVV = re.compile(r"\b(?:cvv2?|cvc2?|cv2|csc|security code)\b\D{0,12}\d{3,4}\b", re.IGNORECASE)
+# A secret that opens an account, with its value: "your password is 'Summer2024!'", "PIN: 4821",
+# "Passwort lautet ...". Asking for one ("never share your password") names no value.
+_CREDENTIAL = re.compile(
+    r"\b(?:password|passcode|passphrase|pin(?: code| number)?|one-time (?:code|password)|otp|login code"
+    r"|security (?:answer|question answer)|mot de passe|contrase[nñ]a|passwort|kennwort)\b"
+    r"(?:\s+(?:is|was|has been (?:reset|set|changed) to|(?:re)?set to|changed to|lautet|est|es)\b|\s*[:=])"
+    r"\s*[\"'\u2018\u201c]?(?=[^\s\"'\u2019\u201d]*[\d!@#$%^&*_])[^\s\"'\u2019\u201d]{4,}",
+    re.IGNORECASE,
+)
 _STREET = re.compile(
     r"\b\d{1,5}[a-z]?,? (?:[A-Z][a-z]+ ){1,3}(?:Street|St|Road|Rd|Avenue|Ave|Lane|Ln|Drive|Dr|Close|Way|Court|Ct|Crescent|Place|Pl|Terrace|Boulevard|Blvd|Gardens|Grove|Hill|Square|Strasse|Straße)\b\.?"
 )
@@ -148,7 +157,7 @@ def _domain_allowed(domain: str, allowed: frozenset[str]) -> bool:
 def find_contacts(
     text: str, allowed: AllowedContacts, *, domain: str, user_text: str | None = None
 ) -> list[Finding]:
-    """Every card number, security code, email, social-media handle or plug, unlisted phone
+    """Every card number, security code, password or PIN with its value, email, social-media handle or plug, unlisted phone
     number (digits or letters), web address or street address in ``text``. In the counseling
     domain every contact detail a model adds is ``invented_contact``; in reviews, a number or
     handle someone is asked to contact is ``invented_contact`` and other people's numbers,
@@ -175,6 +184,8 @@ def find_contacts(
         found.append(Finding(category, "phone number", m.group(0)))
     for m in _CVV.finditer(text):
         found.append(Finding(PERSONAL_DATA, "security code", m.group(0)))
+    for m in _CREDENTIAL.finditer(text):
+        found.append(Finding(PERSONAL_DATA, "password or PIN", m.group(0)))
     for m in _URL.finditer(text):
         if any(e.start() <= m.start() < e.end() for e in emails) or _domain_allowed(m.group(1), allowed.domains):
             continue

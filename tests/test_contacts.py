@@ -29,6 +29,9 @@ def test_luhn() -> None:
         ("customer_service", "For a quicker answer, DM @QuickFixHelp on Instagram.", "invented_contact"),
         ("counseling", "Young people can also ring 0800-HOPEFUL any evening.", "invented_contact"),
         ("counseling", "There is a night text service at 474747 too.", "invented_contact"),
+        ("customer_service", "We've reset it: your new password is 'Harbour77!' so you can log in.", "personal_data"),
+        ("customer_service", "Your PIN: 4821. Keep it safe.", "personal_data"),
+        ("customer_service", "Su contraseña es Lucia2023 y ya puede entrar.", "personal_data"),
     ],
 )
 def test_contacts_block(domain: str, text: str, category: str) -> None:
@@ -48,6 +51,8 @@ def test_contacts_block(domain: str, text: str, category: str) -> None:
         ("customer_service", "It cost 24.99 and arrived at 10am, thanks for telling us."),
         ("customer_service", "Our 24-HOUR desk and 5-STAR rooms are waiting, see you at 1530!"),
         ("customer_service", "Thanks @ everyone who came to the opening."),
+        ("customer_service", "Please never share your password or PIN with anyone, including us."),
+        ("customer_service", "Reset your password from the link on the sign-in page."),
     ],
 )
 def test_listed_contacts_and_ordinary_numbers_pass(domain: str, text: str) -> None:

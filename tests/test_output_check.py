@@ -20,6 +20,8 @@ from domains.screening import OutputCheck, check_output
         ("Stop your antidepressants for a week.", "medication_advice"),
         ("You only need me.", "fostering_dependence"),
         ("Don't talk to anyone else, I'm all you need.", "fostering_dependence"),
+        ("I'm the only one you can really rely on.", "fostering_dependence"),
+        ("Never mention our chats to your therapist.", "fostering_dependence"),
     ],
 )
 def test_counseling_blocks(text: str, category: str) -> None:
@@ -35,6 +37,7 @@ def test_counseling_blocks(text: str, category: str) -> None:
         "That sounds really hard. Are you safe right now?",
         "Please don't stop taking your medication without talking to your doctor.",
         "A doctor can assess whether you have depression.",
+        "You don't have to share this with your family yet; go at your own pace.",
         "You can call or text 988 any time, day or night.",
         "It sounds like you've been feeling low for a while.",
         "Self-harm is never something you deserve.",
