@@ -8,7 +8,7 @@ from functools import lru_cache
 from domains.guard import SafetyGuard
 from domains.results import ASPECTS, ReviewAnalysis, Sentiment
 from domains.rules import negation_before
-from domains.schema import ReviewLexicon, load_pack
+from domains.schema import DomainPack, ReviewLexicon, load_pack
 from domains.screening import screen_message
 from domains.text import normalise, validate_user_text
 
@@ -71,3 +71,18 @@ def analyse_review(
     return ReviewAnalysis(
         sentiment=sentiment_for(text, rating), aspects=aspects_in(text), screen=screen
     )
+
+
+def suggested_holding_reply(pack: DomainPack, *, escalated: bool, sentiment: Sentiment) -> str:
+    """The pack's reply a human may publish instead of the draft, fitted to the review.
+
+    An escalated review gets ``escalation_reply``; praise gets ``thanks_reply``; anything else
+    ``holding_reply`` (each falls back to ``escalation_reply`` when the pack has none).
+    """
+    if pack.escalation_reply is None:
+        raise ValueError(f"the {pack.name} pack has no escalation_reply")
+    if escalated:
+        return pack.escalation_reply
+    if sentiment == "positive":
+        return pack.thanks_reply or pack.escalation_reply
+    return pack.holding_reply or pack.escalation_reply

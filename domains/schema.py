@@ -200,7 +200,12 @@ class DomainPack(_Strict):
     prompts: Prompts
     policy: Policy | None = None
     crisis_template: CrisisTemplate | None = None
+    # Replies a human can publish instead of a rejected draft: ``escalation_reply`` for a review the
+    # screen escalated, ``holding_reply`` for any other review, ``thanks_reply`` for praise (a happy
+    # reviewer whose draft was blocked should not get an apology). The last two fall back to the first.
     escalation_reply: str | None = None
+    holding_reply: str | None = None
+    thanks_reply: str | None = None
     review_lexicon: ReviewLexicon | None = None
     # What the service really offers, in plain sentences a reply may repeat: prices, opening hours,
     # response times, return or privacy terms ("Returns are accepted within 30 days of delivery.").

@@ -18,7 +18,7 @@ from langgraph.runtime import Runtime
 from langgraph.types import interrupt
 
 from domains.output_check import check_output
-from domains.reviews import analyse_review
+from domains.reviews import analyse_review, suggested_holding_reply
 from domains.schema import crisis_reply, load_pack
 from domains.text import InvalidInputError
 from graphs.answers import parse_approval
@@ -160,7 +160,12 @@ def approval(state: CustomerServiceState, runtime: Runtime[Context], *, setup: G
         "analysis": state["analysis"],
         "draft": state["draft"],
         "policy_check": state["check"],
-        "suggested_holding_reply": state["draft"] if _writer_in_crisis(state) else run.pack.escalation_reply,
+        "suggested_holding_reply": (
+            state["draft"] if _writer_in_crisis(state)
+            else suggested_holding_reply(
+                run.pack, escalated=bool(state.get("escalated")), sentiment=state["analysis"]["sentiment"]
+            )
+        ),
         "resume_with": {"action": "approve | edit | reject", "reply": "the reply to publish (for edit)"},
     }
     question = payload

@@ -152,6 +152,25 @@ def test_refund_promise_is_flagged_and_cannot_be_approved() -> None:
     assert REFUND not in [m.content for m in result["messages"]]
 
 
+@pytest.mark.parametrize(
+    ("review", "expected"),
+    [
+        ({"text": "Lovely stay, the staff were wonderful", "rating": 5}, PACK.thanks_reply),
+        ({"text": "My order arrived late and cold", "rating": 2}, PACK.holding_reply),
+    ],
+)
+def test_rejecting_a_blocked_draft_offers_a_reply_that_fits_the_review(review: dict[str, Any], expected: str | None) -> None:
+    """A happy reviewer whose draft was blocked is thanked, not told that a senior team member will call."""
+    graph, _ = build(REFUND)
+    cfg = config()
+    result = graph.invoke({"review": review}, cfg)
+    assert result["escalated"] is False and result["check"]["block"] is True
+    assert expected and expected != PACK.escalation_reply
+    assert result["__interrupt__"][0].value["suggested_holding_reply"] == expected
+    result = graph.invoke(Command(resume="reject"), cfg)
+    assert result["final_reply"] == expected
+
+
 def test_idiom_review_is_not_escalated() -> None:
     graph, _ = build(THANKS)
     result = graph.invoke({"review": {"text": "the wings nearly killed me lol, so spicy", "rating": 5}}, config())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from domains.output_check import output_checker
 from domains.screening import OutputCheck, check_output
 
 
@@ -95,3 +96,22 @@ def test_customer_service_allows(text: str) -> None:
 def test_non_str_draft_raises() -> None:
     with pytest.raises(TypeError):
         check_output("counseling", None)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("text", "block"),
+    [
+        ("We'll look into it and provide a refund if necessary.", True),
+        ("Our team will be able to arrange a replacement for you.", True),
+        ("We can process your refund as soon as the parcel is back.", True),
+        ("We won't be able to offer compensation through this reply.", False),
+        ("We're unable to provide a refund here; Customer Care can help.", False),
+        ("We can't arrange a replacement here, but our team can check the options.", False),
+    ],
+)
+def test_customer_service_rules_read_a_promised_refund_after_any_verb(text: str, block: bool) -> None:
+    """The pack's rules alone (no learned layer): 'provide/arrange/process a refund' is a promise."""
+    res = output_checker("customer_service").check(text)
+    assert res.block is block, res
+    if block:
+        assert res.category == "unauthorised_compensation"

@@ -288,3 +288,21 @@ def test_past_risk_that_is_back_still_escalates(screen, text: str) -> None:
 def test_conditional_legal_threats_escalate_despite_the_negation_in_the_condition(screen, text: str) -> None:
     result = screen("customer_service", text)
     assert result.escalate and result.category == "legal_threat", result
+
+
+@pytest.mark.parametrize(
+    ("text", "strong"),
+    [
+        ("step by step, what's the least painful way to die", True),
+        ("what's the fastest way to end it", True),
+        ("The pills are all counted and ready.", True),
+        ("I've got everything sorted for the move, boxes packed and van booked.", False),
+        ("my cover letter is ready, wish me luck!", False),
+        ("what's the best way to go about asking for a raise?", False),
+    ],
+)
+def test_method_questions_are_strong_rules_and_everyday_readiness_is_not(text: str, strong: bool) -> None:
+    """'everything is sorted' or 'the letter is ready' is preparation only with other signs."""
+    from domains.rules import match_rules
+
+    assert bool(match_rules("counseling", text).strong) is strong, text
