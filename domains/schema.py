@@ -168,6 +168,17 @@ class ClassifierSettings(_Strict):
     max_false_rate: float = Field(default=0.1, gt=0, lt=1)
     # A decision threshold chosen by the operator on their own data; overrides the trained one.
     threshold: float | None = Field(default=None, gt=0, lt=1)
+    # Weights of the lexical scorer the training's cross-validation may choose from (None: all of
+    # ``domains.train_classifiers.LEXICAL_WEIGHTS``). Cross-validation reads the project's own rows,
+    # whose phrasing the lexical scorer learns too well; a pack may pin what held up on other writers' text.
+    lexical_weights: list[float] | None = Field(default=None, min_length=1)
+
+    @field_validator("lexical_weights")
+    @classmethod
+    def _weights_in_range(cls, v: list[float] | None) -> list[float] | None:
+        if v is not None and any(not 0.0 <= w < 1.0 for w in v):
+            raise ValueError(f"lexical_weights must each be in [0, 1), got {v}")
+        return v
 
     @model_validator(mode="after")
     def _safe_listed(self) -> ClassifierSettings:

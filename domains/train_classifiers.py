@@ -52,6 +52,7 @@ EPOCHS = 300
 THRESHOLD_RANGE = (0.2, 0.95)
 # Candidate weights of the lexical scorer against the encoder head; training keeps the one with
 # the best out-of-fold recall at the pack's false-rate budget (ties go to the smaller weight).
+# A pack's ``lexical_weights`` narrows the choice.
 LEXICAL_WEIGHTS = (0.0, 0.3, 0.5, 0.7, 0.85)
 
 
@@ -159,7 +160,7 @@ def fit_domain(
     safe = categories.index(settings.safe_category)
     head_risk, lexical_risk = out_of_fold_risk(x, y, len(categories), safe, normalised)
     candidates = []
-    for w in LEXICAL_WEIGHTS:
+    for w in settings.lexical_weights or LEXICAL_WEIGHTS:
         risk = (1 - w) * head_risk + w * lexical_risk
         candidates.append((w, *pick_threshold(risk, y != safe, settings.max_false_rate)))
     weight, threshold, cv_recall, cv_false = max(candidates, key=lambda c: (c[2], -c[0]))

@@ -181,3 +181,24 @@ def test_validate_user_text() -> None:
     repaired = validate_user_text("hi \ud800 there")
     repaired.encode("utf-8")  # no lone surrogate left
     assert issubclass(InvalidInputError, ValueError)
+
+
+@pytest.mark.parametrize("weights", [[], [1.5], [-0.1]])
+def test_bad_lexical_weights_are_named(weights: list[float]) -> None:
+    raw = _raw_pack()
+    raw["classifier"]["lexical_weights"] = weights
+    with pytest.raises(PackError, match="lexical_weights"):
+        parse_pack(json.dumps(raw))
+
+
+@pytest.mark.parametrize(("domain", "kind"), [(d, k) for d in DOMAINS for k in ("screen", "output")])
+def test_shipped_heads_were_trained_with_the_packs_lexical_weights(domain: str, kind: str) -> None:
+    """A pack that narrows the lexical weights must ship heads whose cross-validation honoured it."""
+    from domains.classifier import sidecar_path
+
+    pack = load_pack(domain)
+    settings = pack.classifier if kind == "screen" else pack.output_classifier
+    meta = json.loads(sidecar_path(domain, kind).read_text(encoding="utf-8"))  # type: ignore[arg-type]
+    if settings.lexical_weights is not None:
+        assert sorted(float(w) for w in meta["cv_recall_by_lexical_weight"]) == sorted(settings.lexical_weights)
+        assert meta["lexical_weight"] in settings.lexical_weights
