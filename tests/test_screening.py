@@ -306,3 +306,15 @@ def test_method_questions_are_strong_rules_and_everyday_readiness_is_not(text: s
     from domains.rules import match_rules
 
     assert bool(match_rules("counseling", text).strong) is strong, text
+
+
+@pytest.mark.parametrize(
+    ("text", "escalate"),
+    [
+        ("drafted my goodbye post for insta, just need to pick the photo", True),
+        ("writing a goodbye email to my team before I move to Berlin", False),
+        ("drafted my goodbye post for linkedin, last day at the firm on friday!", False),
+    ],
+)
+def test_a_goodbye_post_is_preparation_unless_it_is_for_work_or_school(screen, text: str, escalate: bool) -> None:
+    assert screen("counseling", text).escalate is escalate, text
