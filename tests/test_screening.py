@@ -314,7 +314,10 @@ def test_method_questions_are_strong_rules_and_everyday_readiness_is_not(text: s
         ("drafted my goodbye post for insta, just need to pick the photo", True),
         ("writing a goodbye email to my team before I move to Berlin", False),
         ("drafted my goodbye post for linkedin, last day at the firm on friday!", False),
+        ("i told my best friend she can have my guitar and my clothes, she thought i was joking", True),
+        ("my sister can have my car while I'm abroad for a year", False),
+        ("I'm giving my old clothes to the charity shop this weekend", False),
     ],
 )
-def test_a_goodbye_post_is_preparation_unless_it_is_for_work_or_school(screen, text: str, escalate: bool) -> None:
+def test_goodbye_posts_and_possessions_given_away_are_preparation_in_context(screen, text: str, escalate: bool) -> None:
     assert screen("counseling", text).escalate is escalate, text
