@@ -62,9 +62,9 @@ PERSONAL_RISK = frozenset({
     "overdose_or_medical_emergency", "command_hallucinations",
 })
 # A review is read by the counseling classifier only at this score or above (or a strong rule).
-# Measured on the dev review sets (fresh, fresh2, fresh3, shipped; 359 ordinary reviews) and the
-# dev counseling rows of personal risk (341): 0.6 adds 6 false escalations (1.7%) and catches
-# 0.89 of the risk rows; 0.7 adds 2 and catches 0.80; 0.8 adds none and catches 0.66.
+# Measured with the round-8 heads on the dev sets (shipped, fresh..fresh5: 599 ordinary reviews,
+# 32 reviews written in crisis, 609 counseling rows of personal risk): 0.6 adds 5 false
+# escalations and catches 31 of 32 and 0.90; 0.5 adds 27; 0.7 adds 3 and catches 26 and 0.83.
 REVIEW_CRISIS_SCORE = 0.6
 # Star ratings nudge the customer-service score a little; they never decide alone.
 RATING_NUDGE: dict[int, float] = {1: 0.06, 2: 0.03, 3: 0.0, 4: -0.03, 5: -0.06}
