@@ -39,7 +39,7 @@ from domains.results import Layer, OutputCheck, ScreenResult
 from domains.rules import RuleResult, after_risk_cue, match_rules
 from domains.safety_encoder import SentenceEncoder
 from domains.schema import DomainName, DomainPack, load_pack
-from domains.text import InvalidInputError, validate_user_text
+from domains.text import InvalidInputError, sentences, validate_user_text
 
 __all__ = [
     "HISTORY_TURNS",
@@ -66,6 +66,12 @@ PERSONAL_RISK = frozenset({
 # 32 reviews written in crisis, 609 counseling rows of personal risk): 0.6 adds 5 false
 # escalations and catches 31 of 32 and 0.90; 0.5 adds 27; 0.7 adds 3 and catches 26 and 0.83.
 REVIEW_CRISIS_SCORE = 0.6
+# A sentence of a review read on its own (six words or more) needs more: short sentences are the
+# learned layer's weak spot ("Can't thank them enough." scores 0.82). On the same dev sets, reading
+# sentences at 0.6 and four words caught 2 more of the 32 reviews in crisis and added 5 false
+# escalations; at 0.75 and six words, 1 more and 1 false escalation (and on fresh6, 1 more of 16, none).
+SENTENCE_CRISIS_SCORE = 0.75
+SENTENCE_MIN_WORDS = 6
 # Star ratings nudge the customer-service score a little; they never decide alone.
 RATING_NUDGE: dict[int, float] = {1: 0.06, 2: 0.03, 3: 0.0, 4: -0.03, 5: -0.06}
 
@@ -185,17 +191,25 @@ def _with_history(
 
 
 def person_in_crisis(text: str, encoder: SentenceEncoder | None = None) -> _Decision | None:
-    """The counseling screen's verdict on a review, when it is a confident one on personal risk."""
+    """The counseling screen's verdict on a review, when it is a confident one on personal risk.
+
+    The review is read whole and sentence by sentence ("The shoes are fine. Honestly, I bought
+    them for my funeral..." scores 0.58 whole and 0.89 for its second sentence); the first
+    confident verdict counts (``REVIEW_CRISIS_SCORE`` whole, ``SENTENCE_CRISIS_SCORE`` a sentence).
+    """
     pack, clf = load_pack("counseling"), load_classifier("counseling", "screen", encoder)
-    turn = _Turn(match_rules("counseling", text), *clf.assess([text])[0])
-    decision = _verdict(pack, clf, turn)
-    confident = decision.layer == "rules" or decision.score >= REVIEW_CRISIS_SCORE
-    if not (decision.escalate and decision.category in PERSONAL_RISK and confident):
-        return None
-    decision.reasons = [f"the writer may be in crisis ({decision.category}): {decision.reasons[0]}"]
-    decision.category = "person_in_crisis"
-    decision.layer = "crisis"
-    return decision
+    pieces = [text, *sentences(text, SENTENCE_MIN_WORDS)]
+    for piece, scored in zip(pieces, clf.assess(pieces)):
+        decision = _verdict(pack, clf, _Turn(match_rules("counseling", piece), *scored))
+        cut = REVIEW_CRISIS_SCORE if piece is text else SENTENCE_CRISIS_SCORE
+        confident = decision.layer == "rules" or decision.score >= cut
+        if decision.escalate and decision.category in PERSONAL_RISK and confident:
+            quoted = "" if piece is text else f" in {piece!r}"
+            decision.reasons = [f"the writer may be in crisis ({decision.category}){quoted}: {decision.reasons[0]}"]
+            decision.category = "person_in_crisis"
+            decision.layer = "crisis"
+            return decision
+    return None
 
 
 def screen(

@@ -168,3 +168,16 @@ def normalised_variants(text: str) -> list[str]:
         normalise(text, keep_repeats=keep, edge_words=edge) for edge in (False, True) for keep in (2, 1)
     )
     return list(dict.fromkeys(readings))
+
+
+_SENTENCE_BREAK = re.compile(r"(?<=[.!?…])\s+|\n+")
+
+
+def sentences(text: str, min_words: int = 4) -> list[str]:
+    """The sentences of ``text`` with at least ``min_words`` words; [] when it is one sentence.
+
+    For reading a long text piece by piece: a warning sign in one sentence of an otherwise cheerful
+    review weighs little in an embedding of the whole.
+    """
+    parts = [p for p in (p.strip() for p in _SENTENCE_BREAK.split(text)) if p]
+    return [p for p in parts if len(p.split()) >= min_words] if len(parts) >= 2 else []

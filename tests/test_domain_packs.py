@@ -202,3 +202,13 @@ def test_shipped_heads_were_trained_with_the_packs_lexical_weights(domain: str, 
     if settings.lexical_weights is not None:
         assert sorted(float(w) for w in meta["cv_recall_by_lexical_weight"]) == sorted(settings.lexical_weights)
         assert meta["lexical_weight"] in settings.lexical_weights
+
+
+def test_sentences_keep_the_long_ones_of_a_text_of_several() -> None:
+    from domains.text import sentences
+
+    text = "The shoes are fine. Honestly, I bought them for my funeral, so they only need to last one day."
+    assert sentences(text, 6) == ["Honestly, I bought them for my funeral, so they only need to last one day."]
+    assert sentences(text, 4) == ["The shoes are fine.", sentences(text, 6)[0]]
+    assert sentences("A single sentence of some length here.", 2) == []
+    assert sentences("First line of it\nsecond line of it", 3) == ["First line of it", "second line of it"]

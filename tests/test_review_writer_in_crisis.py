@@ -34,6 +34,18 @@ def test_a_writer_in_crisis_is_escalated(text: str, rating: int) -> None:
     assert result.escalate and result.category == "person_in_crisis" and result.layer == "crisis", result
 
 
+def test_a_crisis_in_one_sentence_of_a_review_is_read_on_its_own() -> None:
+    """Whole, the review scores under the cut-off; its second sentence alone is a confident verdict."""
+    from domains.classifier import load_classifier
+    from domains.screening import REVIEW_CRISIS_SCORE, person_in_crisis
+
+    review = "Good walking boots, comfy from day one. Got them for the last trip I'll ever take, so they only need to last a week."
+    assert load_classifier("counseling", "screen", None).assess([review])[0][1] < REVIEW_CRISIS_SCORE
+    decision = person_in_crisis(review)
+    assert decision is not None and decision.layer == "crisis"
+    assert "last trip" in decision.reasons[0]
+
+
 @pytest.mark.parametrize(("text", "rating"), ORDINARY)
 def test_figures_of_speech_in_reviews_are_not(text: str, rating: int) -> None:
     assert not screen_message("customer_service", text, rating=rating).escalate
