@@ -234,7 +234,7 @@ def test_a_returning_person_is_screened_with_last_threads_crisis_in_mind(postgre
     from graphs.context import Context
     from graphs.persistence import open_store
 
-    giveaway = "I gave my guitar away to my brother yesterday"
+    giveaway = "Thanks for everything, I feel much calmer now"  # sudden calm: a warning sign after a crisis
     user = f"person-{uuid.uuid4().hex[:8]}"
     model = GenericFakeChatModel(messages=itertools.repeat("I'm listening."))
     with open_checkpointer(postgres_url) as saver, open_store(postgres_url) as store:

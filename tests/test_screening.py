@@ -321,3 +321,15 @@ def test_method_questions_are_strong_rules_and_everyday_readiness_is_not(text: s
 )
 def test_goodbye_posts_and_possessions_given_away_are_preparation_in_context(screen, text: str, escalate: bool) -> None:
     assert screen("counseling", text).escalate is escalate, text
+
+
+@pytest.mark.parametrize(
+    ("text", "escalate"),
+    [
+        ("my neighbour's dog barked till 3 so I'm wrecked today", False),
+        ("kann seit Tagen nicht richtig schlafen, was hilft?", False),
+        ("I swallowed the whole box of sleeping pills twenty minutes ago", True),
+    ],
+)
+def test_ordinary_sleep_trouble_is_not_an_overdose(screen, text: str, escalate: bool) -> None:
+    assert screen("counseling", text).escalate is escalate, text
