@@ -62,7 +62,7 @@ PERSONAL_RISK = frozenset({
     "overdose_or_medical_emergency", "command_hallucinations",
 })
 # A review is read by the counseling classifier only at this score or above (or a strong rule).
-# Measured with the round-8 heads on the dev sets (shipped, fresh..fresh5: 599 ordinary reviews,
+# Measured with the round-8 heads (before the sleep rows) on the dev sets (shipped, fresh..fresh5: 599 ordinary reviews,
 # 32 reviews written in crisis, 609 counseling rows of personal risk): 0.6 adds 5 false
 # escalations and catches 31 of 32 and 0.90; 0.5 adds 27; 0.7 adds 3 and catches 26 and 0.83.
 REVIEW_CRISIS_SCORE = 0.6
@@ -200,12 +200,12 @@ def person_in_crisis(text: str, encoder: SentenceEncoder | None = None) -> _Deci
     """
     pack, clf = load_pack("counseling"), load_classifier("counseling", "screen", encoder)
     pieces = [text, *sentences(text, SENTENCE_MIN_WORDS)]
-    for piece, scored in zip(pieces, clf.assess(pieces)):
+    for i, (piece, scored) in enumerate(zip(pieces, clf.assess(pieces))):
         decision = _verdict(pack, clf, _Turn(match_rules("counseling", piece), *scored))
-        cut = REVIEW_CRISIS_SCORE if piece is text else SENTENCE_CRISIS_SCORE
-        confident = decision.layer == "rules" or decision.score >= cut
+        whole = i == 0
+        confident = decision.layer == "rules" or decision.score >= (REVIEW_CRISIS_SCORE if whole else SENTENCE_CRISIS_SCORE)
         if decision.escalate and decision.category in PERSONAL_RISK and confident:
-            quoted = "" if piece is text else f" in {piece!r}"
+            quoted = "" if whole else f" in {piece!r}"
             decision.reasons = [f"the writer may be in crisis ({decision.category}){quoted}: {decision.reasons[0]}"]
             decision.category = "person_in_crisis"
             decision.layer = "crisis"
