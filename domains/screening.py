@@ -28,6 +28,7 @@ folded, mojibake repaired, spaced and leetspeak spellings joined.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
@@ -161,13 +162,16 @@ def _verdict(pack: DomainPack, clf: SafetyClassifier, turn: _Turn, nudge: float 
 
 
 def _with_history(
-    pack: DomainPack, clf: SafetyClassifier, now: _Turn, earlier: list[_Turn], window: tuple[str, float],
-    prior_risk: bool,
+    pack: DomainPack, clf: SafetyClassifier, now: _Turn, earlier: list[_Turn],
+    score_window: Callable[[], tuple[str, float]], prior_risk: bool,
 ) -> _Decision | None:
     """Escalation that needs the conversation: earlier risk, or the window as a whole.
 
     After earlier risk, a phrase of the pack's ``after_risk`` (sudden calm, thanks for
     everything) counts as a signal even when the classifier reads the turn as safe.
+    ``score_window`` is called only once this turn carries a signal: the window is a whole extra
+    encoder pass (about a third of the safety layer's time per turn), and without a signal now it
+    cannot escalate.
     """
     at_risk = [t for t in earlier if t.risky or t.score >= clf.threshold]
     cue = after_risk_cue(pack.name, now.rules.text) if (at_risk or prior_risk) else None
@@ -177,6 +181,7 @@ def _with_history(
     category_now = now.rules.active[0].category if now.rules.active else cue[0] if cue else now.category
     added = f"signal {now.score:.2f}" if cue is None else f"{cue[0]} {cue[1]!r}"
     if at_risk:
+        window = score_window()
         prior = at_risk[0]
         category = prior.rules.strong[0].category if prior.rules.strong else prior.category
         reason = f"earlier turn was at risk ({prior.rules.reason()}); this turn adds {added}"
@@ -185,6 +190,7 @@ def _with_history(
     if prior_risk:
         reason = f"risk was raised earlier for this person; this turn adds {added}"
         return _Decision(True, category_now, now.score, "history", [reason])
+    window = score_window()
     if window[1] >= clf.threshold:
         reason = f"conversation window scores {window[0]} {window[1]:.2f} >= {clf.threshold:.2f}"
         return _Decision(True, window[0], window[1], "history", [reason])
@@ -225,10 +231,8 @@ def screen(
     pack = load_pack(domain)
     clf = load_classifier(domain, "screen", encoder)
     texts = [text, *past]
-    if past:
-        texts.append(" ".join([*past, text]))
-    scores = clf.assess(texts)
-    turns = [_Turn(match_rules(domain, t), *scores[i]) for i, t in enumerate([text, *past])]
+    scores = clf.assess(texts)  # earlier turns were embedded when they were screened (memo)
+    turns = [_Turn(match_rules(domain, t), *scores[i]) for i, t in enumerate(texts)]
     now = turns[0]
 
     nudge = RATING_NUDGE.get(request.rating, 0.0) if (request.rating and domain == "customer_service") else 0.0
@@ -240,8 +244,10 @@ def screen(
         decision = person_in_crisis(text, encoder) or decision
 
     if not decision.escalate and (past or request.prior_risk):
-        window = scores[-1] if past else (pack.classifier.safe_category, 0.0)
-        decision = _with_history(pack, clf, now, turns[1:], window, request.prior_risk) or decision
+        def score_window() -> tuple[str, float]:
+            return clf.assess([" ".join([*past, text])])[0] if past else (pack.classifier.safe_category, 0.0)
+
+        decision = _with_history(pack, clf, now, turns[1:], score_window, request.prior_risk) or decision
 
     if not decision.escalate and guard is not None:
         verdict = guard.check_user_turn(text, past)
