@@ -8,9 +8,10 @@ Layers, in order; the first that blocks decides and is named in the result:
    preserved, so person-name patterns can insist on capitalised words. A match is excused when a
    negation governs it ("don't stop taking your medication") or when it sits inside an allowed
    context ("a doctor can assess whether you have depression");
-3. facts: amounts of money and service policies that neither the pack nor the person's message
-   states (``invented_fact``, ``domains.invented``; after the rules, so a promised voucher is
-   named ``unauthorised_compensation``);
+3. facts: amounts of money, service policies and (review replies) announced events, offers and
+   dated plans that neither the pack nor the person's message states (``invented_fact``,
+   ``domains.invented``; after the rules, so a promised voucher is named
+   ``unauthorised_compensation``);
 4. classifier: the domain's learned output head over MiniLM embeddings, averaged with its
    lexical scorer (``domains.lexical``), trained on drafts the project wrote per block
    category, paraphrases included;

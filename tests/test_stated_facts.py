@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from domains.announcements import ANNOUNCEMENT, announcement_terms, unvouched_announcements
 from domains.invented import INVENTED_CONTACT, INVENTED_FACT, invented_details
 from domains.output_check import check_output
 from domains.schema import load_pack
@@ -118,3 +119,84 @@ def test_a_platform_named_without_a_plug_or_by_the_person_passes(domain: str, te
 def test_emails_are_not_handles() -> None:
     found = invented_details("customer_service", "Write to care@brightkettles.com please.")
     assert [f.kind for f in found] == ["email"]
+
+
+_DEMO_REVIEW = "Best anniversary dinner ever! The staff made it so special, we'll be back!!"
+
+
+@pytest.mark.parametrize(
+    ("text", "user_text"),
+    [
+        ("We've got a fantastic dinner planned, with a special menu, a live band, and a special dessert. "
+         "We'll be back in 2 weeks.", _DEMO_REVIEW),
+        ("Next month we're launching a brand-new brunch menu, so do come and try it.", None),
+        ("Join us for our wine night on Friday!", "Lovely wine list and friendly staff."),
+        ("We've got a special tasting menu coming, and we can't wait for you to try it.", "The menu was great."),
+        ("Our new loyalty programme starts soon, so keep an eye out.", None),
+        ("Good news: we're reopening after the refurbishment next month.", None),
+        ("Don't miss the summer sale next week!", None),
+        ("Come along to the pub quiz night every Thursday, it's great fun.", "Great pub, we'll be back."),
+        ("We're hosting a charity fundraiser on the 14th of May and would love to see you there.", None),
+        ("Look out for our new autumn collection, in stores in two weeks.", "Love the jackets!"),
+        ("There's live music every Saturday from 8pm, so bring your friends!", None),
+        ("We'll be opening a second branch in Leeds this summer.", None),
+        ("We have a little surprise lined up for your next visit.", None),
+        ("Keep an eye out for our Christmas giveaway!", None),
+    ],
+)
+def test_announced_events_and_offers_are_invented(text: str, user_text: str | None) -> None:
+    found = invented_details("customer_service", text, user_text=user_text)
+    assert [(f.category, f.kind) for f in found][:1] == [(INVENTED_FACT, ANNOUNCEMENT)], found
+    result = check_output("customer_service", text, user_text=user_text)
+    assert result.block and result.category == INVENTED_FACT and result.layer == "facts"
+
+
+@pytest.mark.parametrize(
+    ("text", "user_text"),
+    [
+        ("Thank you so much, we hope to see you again soon!", None),
+        ("We look forward to welcoming you back.", None),
+        ("Thanks for the feedback, we'll pass your comments to the kitchen team.", None),
+        ("We'd love to hear more, please contact us through the app.", None),
+        ("Sorry about the wait, our team will look into the delay.", None),
+        ("We're so sorry your meal arrived cold, and we apologise for the wait.", None),
+        ("Thank you for choosing us for your special night, we hope to welcome you back soon.", None),
+        ("We'd love to have you back next time you're in town.", None),
+        ("We look forward to hosting you again next summer.", "We'll be back next summer!"),
+        ("Of course, we'll look into it tomorrow.", None),
+        ("Sorry the event didn't go as planned.", "The event was a shambles."),
+        ("We'll arrange collection of the faulty kettle.", None),
+        ("Thank you for visiting our shop, we hope you'll be back next week.", None),
+        ("We'd like to offer our sincere apologies, and we're sorry the sales team was rude.", None),
+        ("It was a pleasure to host your party, thank you for the lovely review.", None),
+        ("We're glad you enjoyed the new menu, and we'll let the chef know.", "Loved the new menu."),
+        ("Thanks for coming to the quiz night on Thursday!", "Great quiz night on Thursday."),
+        ("We're looking forward to seeing you in the store!", None),
+    ],
+)
+def test_ordinary_replies_announce_nothing(text: str, user_text: str | None) -> None:
+    assert invented_details("customer_service", text, user_text=user_text) == []
+
+
+def test_the_persons_words_vouch_for_the_event_and_its_time_not_for_another() -> None:
+    review = "Come for the jazz night on Fridays, it's brilliant."
+    assert invented_details("customer_service", "See you at our jazz night next Friday!", user_text=review) == []
+    found = invented_details("customer_service", "See you at our jazz night on Saturday!", user_text=review)
+    assert [f.kind for f in found] == [ANNOUNCEMENT]
+
+
+def test_offers_the_pack_lists_may_be_announced() -> None:
+    pack = load_pack("customer_service").model_copy(update={"facts": [
+        "Live jazz every Friday from 8pm.",
+        "The autumn tasting menu starts on 1 October.",
+    ]})
+    known = frozenset().union(*(announcement_terms(fold(t)) for t in pack_fact_texts(pack)))
+    listed = "Join us for live jazz this Friday from 8pm! Our new autumn tasting menu starts on October 1st."
+    assert unvouched_announcements(fold(listed), known) == []
+    invented = unvouched_announcements(fold("Our wine night on Saturday is not to be missed."), known)
+    assert [f.kind for f in invented] == [ANNOUNCEMENT]
+
+
+def test_counseling_drafts_are_not_read_for_announcements() -> None:
+    draft = "Next week we could try a new breathing exercise, and there's a group session on Friday."
+    assert invented_details("counseling", draft) == []
