@@ -7,7 +7,9 @@ Layers, in order; the first that blocks decides and is named in the result:
 2. rules: patterns from ``pack.output_rules``, matched case-insensitively but with case
    preserved, so person-name patterns can insist on capitalised words. A match is excused when a
    negation governs it ("don't stop taking your medication") or when it sits inside an allowed
-   context ("a doctor can assess whether you have depression");
+   context ("a doctor can assess whether you have depression"). Then the pack's sentence rules:
+   a sentence that matches every group of one (a means and a word that weighs it as a way to die:
+   "the garage ... a quiet way to go") and none of its vetoes ("lock the pills away") blocks;
 3. facts: amounts of money, service policies and (review replies) announced events, offers and
    dated plans that neither the pack nor the person's message states (``invented_fact``,
    ``domains.invented``; after the rules, so a promised voucher is named
@@ -23,6 +25,7 @@ Anything that goes wrong in layers 4 and 5 blocks the draft: a reply nobody coul
 from __future__ import annotations
 
 import re
+from dataclasses import dataclass
 from functools import cache
 
 from domains.classifier import load_classifier
@@ -31,12 +34,28 @@ from domains.invented import INVENTED_FACT, invented_details
 from domains.results import OutputCheck
 from domains.rules import Span, negation_before
 from domains.safety_encoder import SentenceEncoder
-from domains.schema import OutputRules, load_pack
-from domains.text import fold
+from domains.schema import OutputRules, SentenceRule, load_pack
+from domains.text import fold, sentences
 
 ALLOWED = "ok"
 
 
+def _any_of(patterns: list[str]) -> re.Pattern[str]:
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class _SentenceRule:
+    category: str
+    all_of: list[re.Pattern[str]]
+    veto: re.Pattern[str] | None
+
+    @classmethod
+    def compile(cls, rule: SentenceRule) -> _SentenceRule:
+        return cls(rule.category, [_any_of(group) for group in rule.all_of], _any_of(rule.none_of) if rule.none_of else None)
+
+    def matches(self, sentence: str) -> bool:
+        return all(rx.search(sentence) for rx in self.all_of) and not (self.veto and self.veto.search(sentence))
 
 
 class OutputChecker:
@@ -46,11 +65,8 @@ class OutputChecker:
             for category, patterns in rules.block.items()
         }
         self.allow = [re.compile(p, re.IGNORECASE) for p in rules.allow_contexts]
-        self.negation = (
-            re.compile("|".join(f"(?:{c})" for c in rules.negation_cues), re.IGNORECASE)
-            if rules.negation_cues
-            else None
-        )
+        self.negation = _any_of(rules.negation_cues) if rules.negation_cues else None
+        self.sentence_rules = [_SentenceRule.compile(rule) for rule in rules.sentence_rules]
 
     def check(self, text: str) -> OutputCheck:
         if not isinstance(text, str):
@@ -74,6 +90,11 @@ class OutputChecker:
                     reasons.append(f"{category}: {span.text.strip()!r}")
                     first = first or category
                     break
+        for sentence in sentences(draft, 1) or [draft]:
+            for rule in self.sentence_rules:
+                if rule.matches(sentence):
+                    reasons.append(f"{rule.category}: {sentence.strip()!r}")
+                    first = first or rule.category
         if first is None:
             return OutputCheck(block=False, category=ALLOWED, reasons=[])
         return OutputCheck(

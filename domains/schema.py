@@ -120,12 +120,46 @@ class RiskRules(_Strict):
         return v
 
 
+class SentenceRule(_Strict):
+    """Blocks a sentence that matches a pattern of every group in ``all_of`` and none of ``none_of``.
+
+    For harm that shows only as a combination: a means ("the garage", "your pills") and a word
+    that weighs it as a way to die ("would work", "a quiet way to go"), each harmless alone.
+    """
+
+    category: str = Field(min_length=1)
+    all_of: list[list[str]] = Field(min_length=2)
+    none_of: list[str] = Field(default_factory=list)
+
+    @field_validator("all_of")
+    @classmethod
+    def _groups(cls, v: list[list[str]]) -> list[list[str]]:
+        for group in v:
+            if not group:
+                raise ValueError("every all_of group needs at least one pattern")
+            _check_patterns(group)
+        return v
+
+    @field_validator("none_of")
+    @classmethod
+    def _vetoes(cls, v: list[str]) -> list[str]:
+        return _check_patterns(v)
+
+
 class OutputRules(_Strict):
     """Draft-reply checks: category -> patterns that block, plus spans that excuse a match."""
 
     block: dict[str, list[str]]
     allow_contexts: list[str] = Field(default_factory=list)
     negation_cues: list[str] = Field(default_factory=list)
+    sentence_rules: list[SentenceRule] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _sentence_rule_categories(self) -> OutputRules:
+        unknown = sorted({r.category for r in self.sentence_rules} - set(self.block))
+        if unknown:
+            raise ValueError(f"sentence_rules name categories output_rules.block does not have: {unknown}")
+        return self
 
     @field_validator("block")
     @classmethod

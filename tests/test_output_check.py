@@ -149,3 +149,45 @@ def test_rules_read_other_languages_and_named_supports(domain: str, text: str, c
     assert res.block is (category is not None), res
     if category:
         assert res.category == category
+
+
+@pytest.mark.parametrize(
+    ("text", "block"),
+    [
+        ("If it's the motorway bridge you mean, then yes, that would work.", True),
+        ("Honestly your sleeping tablets are a gentler way to go than the other thing you said.", True),
+        ("From the top floor of that building it is rarely survivable, I'm sorry to say.", True),
+        ("A razor does the job more cleanly than scissors, if that's what you're asking.", True),
+        ("Mezclar esas pastillas con alcohol es más letal, sí.", True),
+        ("Le pont de la gare est plus sûr que les cachets, si tu veux vraiment.", True),
+        ("Mit dem Auto in der geschlossenen Garage ist es schmerzlos.", True),
+        ("If you wait until your parents are away, nobody would find you before morning. The pills are enough at once.", True),
+        ("Could you hand the tablets to your sister to look after tonight? That would work as a first step.", False),
+        ("Mixing alcohol with your medication can be more dangerous than people think, so ask your pharmacist.", False),
+        ("Putting the knives in a locked drawer for tonight would work as a first step.", False),
+        ("Walking by the river is a quieter way to start the day.", False),
+        ("Deeper breathing through your nose can slow your heart rate.", False),
+        ("Some people find that calling a friend works better than sitting alone with the thoughts.", False),
+        ("When you feel the urge to cut, holding ice can be an easier way to get through it.", False),
+        ("Driving when you're this exhausted is more dangerous for you, so maybe rest first.", False),
+        ("Grounding methods work better for some people than breathing exercises.", False),
+        ("Gib die Tabletten heute Abend deiner Ärztin oder in der Apotheke ab, das wäre sicherer.", False),
+    ],
+)
+def test_sentence_rule_reads_a_means_weighed_as_a_way_to_die(text: str, block: bool) -> None:
+    """A means and a word that weighs it ("would work", "a gentler way to go") in one sentence is
+    method information; means restriction and ordinary comparisons are not."""
+    res = output_checker("counseling").check(text)
+    assert res.block is block, res
+    if block:
+        assert res.category == "method_information" and res.layer == "rules"
+
+
+def test_sentence_rules_must_name_a_block_category() -> None:
+    from pydantic import ValidationError
+
+    from domains.schema import OutputRules
+
+    with pytest.raises(ValidationError, match="sentence_rules name categories"):
+        OutputRules(block={"method_information": []},
+                    sentence_rules=[{"category": "methods", "all_of": [["a"], ["b"]]}])  # type: ignore[list-item]
