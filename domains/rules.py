@@ -129,11 +129,16 @@ class RuleEngine:
         if self.frame is None:
             return False
         past, recovered, current = self.frame
-        return (
-            any(rx.search(text) for rx in past)
-            and any(rx.search(text) for rx in recovered)
-            and not any(rx.search(text) for rx in current)
-        )
+        if not any(rx.search(text) for rx in past):
+            return False
+        spans = [m.span() for rx in recovered for m in rx.finditer(text)]
+        if not spans:
+            return False
+        # A current-risk cue inside a recovery phrase is part of it: "I don't think that anymore".
+        rest = text
+        for start, end in spans:
+            rest = rest[:start] + " " * (end - start) + rest[end:]
+        return not any(rx.search(rest) for rx in current)
 
     def _match_one(self, text: str) -> RuleResult:
         idioms = tuple(

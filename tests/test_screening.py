@@ -255,6 +255,9 @@ def test_prior_risk_turns_a_weak_signal_into_an_escalation(monkeypatch) -> None:
         "Years ago I tried to kill myself. Therapy helped and I'm in a good place now.",
         "When I was 19 I wanted to die; these days I'm doing well and I'm grateful I stayed.",
         "Hace muchos años intenté suicidarme, hoy estoy bien.",
+        "Il y a deux années j'ai fait une tentative de suicide. Aujourd'hui je vais bien.",
+        "I used to believe everyone would be better off without me, but I don't feel that way anymore.",
+        "I had a plan to kill myself after my divorce; I've been doing well for two years now.",
     ],
 )
 def test_risk_told_as_past_and_recovered_vetoes_the_rules(text: str) -> None:
@@ -271,6 +274,8 @@ def test_risk_told_as_past_and_recovered_vetoes_the_rules(text: str) -> None:
         "Years ago I tried to kill myself and got better, but lately I want to die again.",
         "I used to self-harm as a teen and stopped, but I relapsed and cut last night.",
         "Years ago I was in a better place. I've decided I want to end my life.",
+        "I had a plan to kill myself years ago and I've been well, but I don't feel safe anymore.",
+        "I used to think they'd be better off without me and I don't think that anymore, but now I plan to kill myself.",
     ],
 )
 def test_past_risk_that_is_back_still_escalates(screen, text: str) -> None:
