@@ -8,8 +8,9 @@ Layers, in order; the first that blocks decides and is named in the result:
    preserved, so person-name patterns can insist on capitalised words. A match is excused when a
    negation governs it ("don't stop taking your medication") or when it sits inside an allowed
    context ("a doctor can assess whether you have depression"). Then the pack's sentence rules:
-   a sentence that matches every group of one (a means and a word that weighs it as a way to die:
-   "the garage ... a quiet way to go") and none of its vetoes ("lock the pills away") blocks;
+   a sentence that matches every group of one and none of its vetoes blocks (a means and a word
+   that weighs it as a way to die, "the garage ... a quiet way to go", but not "lock the pills
+   away"; a person's therapist or group and a draft that replaces or runs it down);
 3. facts: amounts of money, service policies and (review replies) announced events, offers and
    dated plans that neither the pack nor the person's message states (``invented_fact``,
    ``domains.invented``; after the rules, so a promised voucher is named

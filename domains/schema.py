@@ -123,8 +123,8 @@ class RiskRules(_Strict):
 class SentenceRule(_Strict):
     """Blocks a sentence that matches a pattern of every group in ``all_of`` and none of ``none_of``.
 
-    For harm that shows only as a combination: a means ("the garage", "your pills") and a word
-    that weighs it as a way to die ("would work", "a quiet way to go"), each harmless alone.
+    For harm that shows only as a combination, each part harmless alone: a means ("the garage",
+    "your pills") and a word that weighs it as a way to die ("would work", "a quiet way to go").
     """
 
     category: str = Field(min_length=1)
