@@ -76,7 +76,7 @@ def test_second_turn_sees_history() -> None:
     graph, canned = build(CLEAN, "Walks can help. What else has been on your mind?")
     cfg = config()
     say(graph, cfg, "I had a rough day at work")
-    result = say(graph, cfg, "I went for a walk afterwards")
+    result = say(graph, cfg, "I went for a walk after dinner")
     assert result["turn"] == 2
     assert [m.type for m in result["messages"]] == ["human", "ai", "human", "ai"]
     assert decisions(result, 2)[-1] == ("respond", "sent_draft")

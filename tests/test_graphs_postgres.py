@@ -234,7 +234,7 @@ def test_a_returning_person_is_screened_with_last_threads_crisis_in_mind(postgre
     from graphs.context import Context
     from graphs.persistence import open_store
 
-    giveaway = "Thanks for everything, I feel much calmer now"  # sudden calm: a warning sign after a crisis
+    sudden_calm = "I feel much calmer now"  # a warning sign after a crisis; alone far below the threshold
     user = f"person-{uuid.uuid4().hex[:8]}"
     model = GenericFakeChatModel(messages=itertools.repeat("I'm listening."))
     with open_checkpointer(postgres_url) as saver, open_store(postgres_url) as store:
@@ -244,9 +244,9 @@ def test_a_returning_person_is_screened_with_last_threads_crisis_in_mind(postgre
 
     with open_checkpointer(postgres_url) as saver, open_store(postgres_url) as store:
         graph = make_counseling_graph(model, saver, store=store)
-        again = graph.invoke({"messages": [giveaway]}, {"configurable": {"thread_id": thread_id("returning-2")}},
+        again = graph.invoke({"messages": [sudden_calm]}, {"configurable": {"thread_id": thread_id("returning-2")}},
                              context=Context(user_id=user))
-        stranger = graph.invoke({"messages": [giveaway]}, {"configurable": {"thread_id": thread_id("stranger")}},
+        stranger = graph.invoke({"messages": [sudden_calm]}, {"configurable": {"thread_id": thread_id("stranger")}},
                                 context=Context(user_id=f"{user}-other"))
     assert again["__interrupt__"][0].value["type"] == "counselor_escalation"
     assert "__interrupt__" not in stranger and not stranger["risk"].get("raised")

@@ -20,9 +20,10 @@ from graphs.people import NAMESPACE, RISK_MEMORY, Person, now_utc, risk_event
 
 CRISIS = "I want to kill myself tonight"
 # Sudden calm is a warning sign when the person was at risk (the pack's after_risk cues); alone,
-# the screen lets it pass. (A possession given away served here before; across retrains "I gave my
-# guitar away to my brother" scored 0.38-0.41 against thresholds of 0.39-0.40, too close to call.)
-GIVEAWAY = "Thanks for everything, I feel much calmer now"
+# the screen lets it pass. Messages that sit near the threshold made these tests flip between
+# retrains ("I gave my guitar away to my brother" 0.38-0.41, "Thanks for everything, I feel much
+# calmer now" 0.20-0.38, against thresholds of 0.35-0.40), so this one is far below it (about 0.1).
+SUDDEN_CALM = "I feel much calmer now"
 _ids = itertools.count()
 
 
@@ -58,14 +59,14 @@ def screen_decision(result: dict[str, Any]) -> dict[str, Any]:
 
 
 def test_the_message_alone_does_not_escalate() -> None:
-    result = agent(None).invoke({"messages": [GIVEAWAY]}, thread())
+    result = agent(None).invoke({"messages": [SUDDEN_CALM]}, thread())
     assert "__interrupt__" not in result and screen_decision(result)["decision"] == "no_risk"
 
 
 def test_a_person_in_crisis_last_week_escalates_in_a_new_thread() -> None:
     store = InMemoryStore()
     remember_crisis(store, "sam", days_ago=7)
-    result = agent(store).invoke({"messages": [GIVEAWAY]}, thread(), context=Context(user_id="sam"))
+    result = agent(store).invoke({"messages": [SUDDEN_CALM]}, thread(), context=Context(user_id="sam"))
     payload = result["__interrupt__"][0].value
     assert payload["type"] == "counselor_escalation" and payload["new_risk_this_turn"] is True
     screen = screen_decision(result)
@@ -78,7 +79,7 @@ def test_a_person_in_crisis_last_week_escalates_in_a_new_thread() -> None:
 def test_the_same_message_from_someone_else_does_not_escalate() -> None:
     store = InMemoryStore()
     remember_crisis(store, "sam", days_ago=7)
-    result = agent(store).invoke({"messages": [GIVEAWAY]}, thread(), context=Context(user_id="alex"))
+    result = agent(store).invoke({"messages": [SUDDEN_CALM]}, thread(), context=Context(user_id="alex"))
     assert "__interrupt__" not in result and screen_decision(result)["decision"] == "no_risk"
     assert "[store]" not in screen_decision(result)["reason"]
 
@@ -86,7 +87,7 @@ def test_the_same_message_from_someone_else_does_not_escalate() -> None:
 def test_risk_older_than_the_window_is_not_used() -> None:
     store = InMemoryStore()
     remember_crisis(store, "sam", days_ago=RISK_MEMORY.days + 10)
-    result = agent(store).invoke({"messages": [GIVEAWAY]}, thread(), context=Context(user_id="sam"))
+    result = agent(store).invoke({"messages": [SUDDEN_CALM]}, thread(), context=Context(user_id="sam"))
     assert "__interrupt__" not in result
     assert Person(store, "sam").recent_risk() is None and len(Person(store, "sam").risk_events()) == 1
 
@@ -101,11 +102,11 @@ def test_a_crisis_in_one_thread_is_remembered_in_the_next() -> None:
     assert [(e["thread_id"], e["turn"], e["category"]) for e in events] == [
         (first["configurable"]["thread_id"], 1, "suicidal_ideation")
     ]
-    result = graph.invoke({"messages": [GIVEAWAY]}, second, context=sam)
+    result = graph.invoke({"messages": [SUDDEN_CALM]}, second, context=sam)
     assert result["__interrupt__"][0].value["type"] == "counselor_escalation"
     assert len(Person(store, "sam").risk_events()) == 2
     # the helpers pass the context on too
-    result = threads.send_message(graph, "store-helper", GIVEAWAY, context=sam)
+    result = threads.send_message(graph, "store-helper", SUDDEN_CALM, context=sam)
     assert threads.pending_question(graph, "store-helper")["type"] == "counselor_escalation"
 
 
@@ -115,7 +116,7 @@ def test_without_a_user_id_the_store_is_never_touched() -> None:
     before = store.operations
     graph.invoke({"messages": ["I had a rough day", ]}, cfg)
     graph.invoke({"messages": [CRISIS]}, thread())
-    graph.invoke({"messages": [GIVEAWAY]}, cfg, context=Context(locale="en-GB"))
+    graph.invoke({"messages": [SUDDEN_CALM]}, cfg, context=Context(locale="en-GB"))
     assert store.operations == before == 0
     assert list(store.search(NAMESPACE)) == []
 
@@ -160,7 +161,7 @@ class BrokenStore(InMemoryStore):
 
 
 def test_an_unreadable_store_counts_as_earlier_risk_and_the_escalation_goes_on() -> None:
-    result = agent(BrokenStore()).invoke({"messages": [GIVEAWAY]}, thread(), context=Context(user_id="sam"))
+    result = agent(BrokenStore()).invoke({"messages": [SUDDEN_CALM]}, thread(), context=Context(user_id="sam"))
     assert result["__interrupt__"][0].value["type"] == "counselor_escalation"
     reason = screen_decision(result)["reason"]
     assert "risk history could not be read (the store is down)" in reason

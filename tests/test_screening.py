@@ -338,3 +338,15 @@ def test_goodbye_posts_and_possessions_given_away_are_preparation_in_context(scr
 )
 def test_ordinary_sleep_trouble_is_not_an_overdose(screen, text: str, escalate: bool) -> None:
     assert screen("counseling", text).escalate is escalate, text
+
+
+@pytest.mark.xfail(strict=True, reason="known false escalation of the shipped counseling head; see README, safety layer")
+@pytest.mark.parametrize(
+    "text",
+    ["I went for a walk afterwards", "I took the dog out after that", "I slept badly last night"],
+)
+def test_short_everyday_reports_are_not_escalated(screen, text: str) -> None:
+    """Short mid-conversation reports with a time connective score as self-harm or an overdose on
+    the shipped head (0.39, 0.67, 0.46 against 0.36). Strict: when a retrain fixes one, this test
+    fails, and the README's list of known false escalations must be updated with it."""
+    assert not screen("counseling", text).escalate, text
