@@ -33,16 +33,12 @@ from domains.classifier import load_classifier
 from domains.guard import SafetyGuard
 from domains.invented import INVENTED_FACT, invented_details
 from domains.results import OutputCheck
-from domains.rules import Span, negation_before
+from domains.rules import Span, any_of, negation_before
 from domains.safety_encoder import SentenceEncoder
 from domains.schema import OutputRules, SentenceRule, load_pack
 from domains.text import fold, sentences
 
 ALLOWED = "ok"
-
-
-def _any_of(patterns: list[str]) -> re.Pattern[str]:
-    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
 
 
 @dataclass(frozen=True)
@@ -53,7 +49,7 @@ class _SentenceRule:
 
     @classmethod
     def compile(cls, rule: SentenceRule) -> _SentenceRule:
-        return cls(rule.category, [_any_of(group) for group in rule.all_of], _any_of(rule.none_of) if rule.none_of else None)
+        return cls(rule.category, [any_of(group) for group in rule.all_of], any_of(rule.none_of) if rule.none_of else None)
 
     def matches(self, sentence: str) -> bool:
         return all(rx.search(sentence) for rx in self.all_of) and not (self.veto and self.veto.search(sentence))
@@ -66,7 +62,7 @@ class OutputChecker:
             for category, patterns in rules.block.items()
         }
         self.allow = [re.compile(p, re.IGNORECASE) for p in rules.allow_contexts]
-        self.negation = _any_of(rules.negation_cues) if rules.negation_cues else None
+        self.negation = any_of(rules.negation_cues) if rules.negation_cues else None
         self.sentence_rules = [_SentenceRule.compile(rule) for rule in rules.sentence_rules]
 
     def check(self, text: str) -> OutputCheck:

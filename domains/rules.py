@@ -93,6 +93,11 @@ def negation_before(text: str, start: int, cues: re.Pattern[str], window: int) -
     return found.group(0) if found else None
 
 
+def any_of(patterns: list[str]) -> re.Pattern[str]:
+    """One case-insensitive pattern that matches where any of ``patterns`` does."""
+    return re.compile("|".join(f"(?:{p})" for p in patterns), re.IGNORECASE)
+
+
 class RuleEngine:
     """Compiled risk rules for one pack."""
 
@@ -103,7 +108,7 @@ class RuleEngine:
                 self.patterns.append((category, "strong", re.compile(p, re.IGNORECASE)))
             for p in cat_rules.weak:
                 self.patterns.append((category, "weak", re.compile(p, re.IGNORECASE)))
-        self.negation = re.compile("|".join(f"(?:{c})" for c in rules.negation_cues), re.IGNORECASE)
+        self.negation = any_of(rules.negation_cues)
         self.window = rules.negation_window
         self.idioms = [re.compile(p, re.IGNORECASE) for p in rules.idioms]
         self.after_risk = [
